@@ -1,0 +1,38 @@
+# Two commands for a fresh machine with Python 3.11 (README "Quick start"):
+#   make quickstart   set up .venv from the hashed lock, then run the main job on the embedded default
+#   make test         set up .venv from the hashed lock, then lint and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+LOCK ?= requirements-cpu.lock
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(notdir $(LOCK))
+
+.PHONY: setup quickstart test test-all lint lock bench clean-results
+
+$(STAMP): $(LOCK) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+quickstart: setup
+	$(BIN)/run-student-baseline experiment=quickstart
+
+lint: setup
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/python tools/check_lock.py
+
+test: lint
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: lint
+	$(BIN)/python -m pytest -q
+
+lock:
+	bash tools/lock.sh
+
+clean-results:
+	rm -rf result

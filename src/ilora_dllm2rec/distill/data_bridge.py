@@ -1,0 +1,308 @@
+"""Teacher outputs folder <-> tensors (ALGORITHMS.md section 7, the DLLM2Rec interface).
+
+Folder layout (one row per exported training sample, in training-sample order):
+- ``all_embeddings.pt``    float tensor [N, D] (optional when embedding distillation is off);
+- ``myrank_train.txt``     [rows, top_n] item ids, best first, whitespace-separated;
+- ``confidence_train.txt`` [rows, top_n] distances ``-log p`` (>= 0, smaller = more confident);
+- ``manifest.json``        written LAST; see :func:`make_manifest`.
+
+Without ``manifest.json`` (files from the public DLLM2Rec/BIGRec tooling for a sequence-format data
+set) rows are taken as all training samples in file order: the row count and id ranges are
+checked, the order cannot be. Negative distances are an error (``-log p`` is never negative).
+``ranks``/``confidences`` are truncated to ``candidate_topk`` columns at load time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ilora_dllm2rec.core.errors import ArtifactError, ConfigError, DataError
+from ilora_dllm2rec.data.types import SampleSet
+from ilora_dllm2rec.distill.text_matrix import read_matrix, write_matrix
+
+log = logging.getLogger(__name__)
+
+EMBEDDINGS_FILE = "all_embeddings.pt"
+RANKS_FILE = "myrank_train.txt"
+CONFIDENCE_FILE = "confidence_train.txt"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class TeacherOutputs:
+    """Teacher knowledge for (a subset of) the training samples.
+
+    item_embeddings: [N, D] float32 or None; ranks: [M, K] int64; confidences: [M, K] float32
+    distances; sample_ids: [M] int64 training-row index of each row; manifest: {} when absent.
+    """
+
+    item_embeddings: torch.Tensor | None
+    ranks: torch.Tensor
+    confidences: torch.Tensor
+    sample_ids: torch.Tensor
+    manifest: dict[str, Any] = field(default_factory=dict)
+    order_verified: bool = True
+
+    @property
+    def top_n(self) -> int:
+        return int(self.ranks.shape[1])
+
+
+def make_manifest(
+    *,
+    data_fingerprint: str,
+    train_samples: SampleSet,
+    num_items: int,
+    sample_ids: np.ndarray | list[int] | None = None,
+    teacher_checkpoint: str | None = None,
+    export_time_sec: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Manifest for :func:`write_teacher_outputs` (``hidden_size``, ``top_n``, ``num_rows`` are filled there)."""
+    manifest: dict[str, Any] = {
+        "format_version": MANIFEST_VERSION,
+        "data_fingerprint": data_fingerprint,
+        "train_order_fingerprint": train_samples.order_fingerprint(),
+        "num_train": len(train_samples),
+        "num_items": int(num_items),
+        "sample_ids": "all" if sample_ids is None else [int(i) for i in np.asarray(sample_ids).tolist()],
+        "teacher_checkpoint": teacher_checkpoint,
+        "export_time_sec": export_time_sec,
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    manifest.update(extra or {})
+    return manifest
+
+
+def write_teacher_outputs(
+    folder: str | Path,
+    item_embeddings: torch.Tensor | None,
+    ranks: torch.Tensor | np.ndarray,
+    confidences: torch.Tensor | np.ndarray,
+    manifest: dict[str, Any],
+) -> Path:
+    """Write the three files and the manifest atomically (temporary names, ``os.replace``, manifest last).
+
+    An existing manifest is removed first, so an interrupted re-export never looks complete.
+    Returns the folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ranks_np = np.asarray(ranks.cpu() if isinstance(ranks, torch.Tensor) else ranks, dtype=np.int64)
+    conf_np = np.asarray(confidences.cpu() if isinstance(confidences, torch.Tensor) else confidences, np.float32)
+    if ranks_np.ndim != 2 or ranks_np.shape != conf_np.shape:
+        raise ValueError(f"ranks {ranks_np.shape} and confidences {conf_np.shape} must both be [rows, top_n]")
+    manifest = dict(manifest)
+    manifest["num_rows"], manifest["top_n"] = int(ranks_np.shape[0]), int(ranks_np.shape[1])
+    manifest["hidden_size"] = None if item_embeddings is None else int(item_embeddings.shape[1])
+    manifest["files"] = [RANKS_FILE, CONFIDENCE_FILE] + ([] if item_embeddings is None else [EMBEDDINGS_FILE])
+
+    (folder / MANIFEST_FILE).unlink(missing_ok=True)
+    if item_embeddings is not None:
+        _atomic(folder / EMBEDDINGS_FILE, lambda p: torch.save(item_embeddings.detach().float().cpu(), p))
+    _atomic(folder / RANKS_FILE, lambda p: write_matrix(p, ranks_np, "%d"))
+    _atomic(folder / CONFIDENCE_FILE, lambda p: write_matrix(p, conf_np, "%.9g"))
+    _atomic(folder / MANIFEST_FILE, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    return folder
+
+
+def load_teacher_outputs(
+    folder: str | Path,
+    *,
+    num_items: int,
+    train_samples: SampleSet,
+    data_fingerprint: str | None,
+    candidate_topk: int,
+    load_embeddings: bool = True,
+) -> TeacherOutputs:
+    """Read and validate a teacher outputs folder against this run's data (see module docstring)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"teacher outputs folder {folder} does not exist; run the teacher export or set it")
+    if candidate_topk < 1:
+        raise ConfigError(f"distill.candidate_topk must be >= 1, got {candidate_topk}")
+    num_train = len(train_samples)
+    manifest_path = folder / MANIFEST_FILE
+    manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
+    if manifest:
+        _check_manifest(manifest, manifest_path, num_items, train_samples, data_fingerprint)
+        sample_ids = _manifest_sample_ids(manifest, manifest_path, num_train)
+    else:
+        log.warning(
+            "%s has no %s (public DLLM2Rec tooling?): assuming one row per training sample in order; "
+            "the sample order cannot be verified",
+            folder,
+            MANIFEST_FILE,
+        )
+        sample_ids = np.arange(num_train, dtype=np.int64)
+
+    ranks_path, conf_path = folder / RANKS_FILE, folder / CONFIDENCE_FILE
+    ranks = read_matrix(ranks_path, integer=True)
+    conf = read_matrix(conf_path, integer=False)
+    expected = "manifest sample_ids" if manifest and manifest["sample_ids"] != "all" else "training samples"
+    for path, arr in ((ranks_path, ranks), (conf_path, conf)):
+        if arr.shape[0] != len(sample_ids):
+            raise ArtifactError(
+                f"{path} has {arr.shape[0]} rows but this run has {len(sample_ids)} {expected}; "
+                "re-export the teacher for this data set"
+            )
+    if ranks.shape[1] != conf.shape[1]:
+        raise ArtifactError(f"{ranks_path} has {ranks.shape[1]} columns but {conf_path} has {conf.shape[1]}")
+    if manifest and int(manifest["top_n"]) != ranks.shape[1]:
+        raise ArtifactError(f"{manifest_path} says top_n={manifest['top_n']} but {ranks_path} has {ranks.shape[1]}")
+    if candidate_topk > ranks.shape[1]:
+        raise ConfigError(
+            f"distill.candidate_topk={candidate_topk} exceeds top_n={ranks.shape[1]} of {ranks_path}; "
+            "lower candidate_topk or re-export with a larger top_n"
+        )
+    _check_ids(ranks, ranks_path, num_items)
+    _check_distances(conf, conf_path)
+
+    embeddings = None
+    if load_embeddings:
+        embeddings = _load_embeddings(folder / EMBEDDINGS_FILE, num_items)
+        if manifest and manifest.get("hidden_size") not in (None, embeddings.shape[1]):
+            raise ArtifactError(
+                f"{manifest_path} says hidden_size={manifest['hidden_size']} but {folder / EMBEDDINGS_FILE} "
+                f"has D={embeddings.shape[1]}; re-export the teacher"
+            )
+    return TeacherOutputs(
+        item_embeddings=embeddings,
+        ranks=torch.from_numpy(np.ascontiguousarray(ranks[:, :candidate_topk])),
+        confidences=torch.from_numpy(np.ascontiguousarray(conf[:, :candidate_topk], dtype=np.float32)),
+        sample_ids=torch.from_numpy(sample_ids),
+        manifest=manifest,
+        order_verified=bool(manifest),
+    )
+
+
+def to_dense(outputs: TeacherOutputs, num_train: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scatter rows to training-row order: cand_ids [num_train, K], cand_dist [num_train, K], has_teacher [num_train].
+
+    Rows without teacher outputs hold id 0 / distance 0 placeholders and ``has_teacher=False``
+    (pass ``has_teacher[batch["index"]]`` as the loss mask).
+    """
+    ids = outputs.sample_ids.long()
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_train):
+        raise ArtifactError(f"teacher sample_ids range [{int(ids.min())}, {int(ids.max())}] outside [0, {num_train})")
+    k = outputs.ranks.shape[1]
+    cand_ids = torch.zeros(num_train, k, dtype=torch.long)
+    cand_dist = torch.zeros(num_train, k, dtype=torch.float32)
+    has_teacher = torch.zeros(num_train, dtype=torch.bool)
+    cand_ids[ids] = outputs.ranks.long()
+    cand_dist[ids] = outputs.confidences.float()
+    has_teacher[ids] = True
+    return cand_ids, cand_dist, has_teacher
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); re-export the teacher") from exc
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path} must hold a JSON object; re-export the teacher")
+    missing = [k for k in ("train_order_fingerprint", "num_items", "top_n", "sample_ids") if k not in manifest]
+    if missing:
+        raise ArtifactError(f"{path} lacks {', '.join(missing)}; re-export the teacher with this version")
+    return manifest
+
+
+def _check_manifest(
+    manifest: dict, path: Path, num_items: int, train: SampleSet, data_fingerprint: str | None
+) -> None:
+    if data_fingerprint is not None and manifest.get("data_fingerprint") != data_fingerprint:
+        raise ArtifactError(
+            f"{path} data_fingerprint={manifest.get('data_fingerprint')} but this run's data set has "
+            f"{data_fingerprint}; the export belongs to another data set/config, re-export the teacher"
+        )
+    if int(manifest["num_items"]) != num_items:
+        raise ArtifactError(f"{path} num_items={manifest['num_items']} but this run has num_items={num_items}")
+    if "num_train" in manifest and int(manifest["num_train"]) != len(train):
+        raise ArtifactError(
+            f"{path} was exported for {manifest['num_train']} training samples but this run has {len(train)}; "
+            "re-export the teacher"
+        )
+    current = train.order_fingerprint()
+    if manifest["train_order_fingerprint"] != current:
+        raise ArtifactError(
+            f"{path} train_order_fingerprint={manifest['train_order_fingerprint']} but this run's training samples "
+            f"have {current} (different samples or order); re-export the teacher"
+        )
+
+
+def _manifest_sample_ids(manifest: dict, path: Path, num_train: int) -> np.ndarray:
+    raw = manifest["sample_ids"]
+    if raw == "all":
+        return np.arange(num_train, dtype=np.int64)
+    try:
+        ids = np.asarray(raw, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"{path} sample_ids must be \"all\" or a list of integers") from exc
+    if ids.size and (ids.min() < 0 or ids.max() >= num_train):
+        raise ArtifactError(f"{path} sample_ids range [{ids.min()}, {ids.max()}] outside [0, {num_train})")
+    if np.unique(ids).size != ids.size:
+        raise ArtifactError(f"{path} sample_ids contain duplicates; re-export the teacher")
+    return ids
+
+
+def _check_ids(ranks: np.ndarray, path: Path, num_items: int) -> None:
+    bad = (ranks < 0) | (ranks >= num_items)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ArtifactError(
+            f"{path} line {row + 1}: item id {ranks[row, col]} outside [0, num_items={num_items}); "
+            "the export belongs to another data set"
+        )
+
+
+def _check_distances(conf: np.ndarray, path: Path) -> None:
+    bad = ~np.isfinite(conf)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ArtifactError(f"{path} line {row + 1}: distance {conf[row, col]} is not finite; re-export the teacher")
+    neg = conf < 0
+    if neg.any():
+        row, col = np.argwhere(neg)[0]
+        raise ArtifactError(
+            f"{path} line {row + 1}: distance {conf[row, col]} is negative (expected -log p >= 0); "
+            "re-export the teacher"
+        )
+
+
+def _load_embeddings(path: Path, num_items: int) -> torch.Tensor:
+    if not path.exists():
+        raise ArtifactError(f"{path} is missing; re-export the teacher or set distill.use_embedding_distill=false")
+    try:
+        emb = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling failure means an unusable file; say which
+        raise ArtifactError(f"{path} cannot be read as a tensor ({exc}); re-export the teacher") from exc
+    if not isinstance(emb, torch.Tensor) or emb.dim() != 2:
+        shape = tuple(emb.shape) if isinstance(emb, torch.Tensor) else type(emb).__name__
+        raise ArtifactError(f"{path} must hold a 2-D tensor [num_items, D], got {shape}")
+    if emb.shape[0] != num_items:
+        raise ArtifactError(f"{path} has {emb.shape[0]} rows but this run has num_items={num_items}")
+    emb = emb.float()
+    if not torch.isfinite(emb).all():
+        raise ArtifactError(f"{path} contains NaN/inf values; re-export the teacher")
+    return emb

@@ -1,0 +1,75 @@
+"""Shared plumbing for the thin Hydra entry points.
+
+``hydra_entry`` turns a stage function ``fn(cfg, run)`` into a console-script ``main``:
+- the config is composed by Hydra (overrides apply, unknown keys are errors: struct mode);
+- a :class:`UserError` prints ONE line ``error: ...`` and exits with status 2;
+- any other exception propagates, and Hydra prints it and exits with status 1.
+Nothing is swallowed: seed 000 reports an entry point that exited 0 on failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from ..core.artifacts import update_json
+from ..core.errors import UserError
+from ..core.git_info import save_git_info
+from ..core.run_logging import RunDir
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
+log = logging.getLogger("ilora_dllm2rec")
+
+
+def config_dir() -> str:
+    """The conf/ folder: the repository's (editable install / source checkout)."""
+    if not Path(CONFIG_DIR).is_dir():  # pragma: no cover - non-editable installs
+        raise UserError(f"config folder {CONFIG_DIR} not found: install the project in editable mode (pip install -e .)")
+    return CONFIG_DIR
+
+
+def run_dir_from_hydra() -> RunDir:
+    return RunDir(Path(HydraConfig.get().runtime.output_dir))
+
+
+def mark_stage_complete(run: RunDir, stage: str, info: dict | None = None) -> None:
+    """The run-level manifest (written last by each stage) lists the stages that completed."""
+    manifest_path = run.root / "manifest.json"
+    current = {}
+    if manifest_path.is_file():
+        import json
+
+        current = json.loads(manifest_path.read_text())
+    stages = current.get("completed_stages", {})
+    stages[stage] = info or {}
+    update_json(manifest_path, {"completed_stages": stages, "run_dir": str(run.root)})
+
+
+def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], object]], Callable[[], None]]:
+    def decorate(fn: Callable[[DictConfig, RunDir], object]) -> Callable[[], None]:
+        @functools.wraps(fn)
+        def task(cfg: DictConfig) -> None:
+            run = run_dir_from_hydra()
+            save_git_info(run.root)
+            try:
+                fn(cfg, run)
+            except UserError as exc:
+                message = " ".join(str(exc).split())  # one line, always
+                log.error("error: %s", message)
+                print(f"error: {message}", file=sys.stderr, flush=True)
+                sys.exit(2)
+
+        def main() -> None:
+            hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(task)()
+
+        main.task = task  # type: ignore[attr-defined]
+        return main
+
+    return decorate

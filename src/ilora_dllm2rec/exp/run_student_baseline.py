@@ -1,0 +1,21 @@
+"""Train a baseline student (no distillation): ``run-student-baseline dataset=ml-100k student=sasrec``."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from ..core.run_logging import RunDir
+from ..data import prepare_data
+from ..student.train import run_baseline_stage
+from .common import hydra_entry, mark_stage_complete
+
+
+@hydra_entry("config")
+def main(cfg: DictConfig, run: RunDir) -> None:
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    result = run_baseline_stage(cfg, run, data)
+    mark_stage_complete(run, "baseline", {"test_ndcg@10": result["test"].get("ndcg@10")})
+
+
+if __name__ == "__main__":
+    main()

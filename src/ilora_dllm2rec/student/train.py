@@ -1,0 +1,163 @@
+"""The student stages: train a baseline student, load students back from checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..core.artifacts import find_latest_artifact, fingerprint_matcher, read_manifest, write_json_atomic, write_manifest
+from ..core.errors import ArtifactError
+from ..core.report import print_metrics_table
+from ..core.run_logging import RunDir, stage_log_file, time_block
+from ..core.seed import set_seed
+from ..core.trainer import build_trainer
+from ..data import SplitData, build_dataloader
+from .base import SequentialRecommender
+from .evaluator import evaluate_model
+from .lit_module import StudentLitModule
+
+log = logging.getLogger(__name__)
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fit_student(
+    module: StudentLitModule,
+    data: SplitData,
+    cfg: DictConfig,
+    run: RunDir,
+    stage: str,
+) -> tuple[Path, int]:
+    """Fit with validation-only model selection; returns (best checkpoint path, best epoch)."""
+    train_cfg = cfg.train
+    seed = int(cfg.general.seed)
+    train_dl = build_dataloader(data.train, int(train_cfg.batch_size), shuffle=True, seed=seed)
+    val_dl = build_dataloader(data.val, int(train_cfg.eval_batch_size), shuffle=False, seed=seed)
+    models_dir = run.models(stage)
+    trainer, ckpt = build_trainer(
+        train_cfg,
+        models_dir=models_dir,
+        tb_dir=run.tb(stage) if cfg.logging.tensorboard else None,
+        progress_bar=bool(cfg.logging.progress_bar),
+    )
+    trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl)
+    best = Path(ckpt.best_model_path) if ckpt.best_model_path else models_dir / "last.ckpt"
+    if not best.is_file():
+        raise ArtifactError(f"training produced no checkpoint in {models_dir}; check train.max_epochs > 0")
+    best_epoch = int(torch.load(best, map_location="cpu", weights_only=False).get("epoch", -1))
+    return best, best_epoch
+
+
+def evaluate_splits(model: SequentialRecommender, data: SplitData, cfg: DictConfig, device: str = "cpu") -> dict:
+    out = {}
+    for split in ("val", "test"):
+        out[split] = evaluate_model(
+            model,
+            getattr(data, split),
+            batch_size=int(cfg.train.eval_batch_size),
+            ks=list(cfg.metrics.ks),
+            exclude_history=bool(cfg.metrics.exclude_history),
+            device=device,
+            progress=bool(cfg.logging.progress_bar),
+            description=f"{split}",
+        )
+    return out
+
+
+def load_student_checkpoint(path: str | Path) -> tuple[SequentialRecommender, dict]:
+    """Rebuild a student from a Lightning checkpoint written by any student stage."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"student checkpoint not found: {path}")
+    module = StudentLitModule.load_from_checkpoint(path, map_location="cpu")
+    model = module.model.eval()
+    return model, dict(module.hparams)
+
+
+def find_baseline(cfg: DictConfig, data: SplitData, explicit: str | None, exclude_run: Path | None = None) -> Path:
+    """The baseline checkpoint to use: an explicit path, or the newest complete matching baseline run."""
+    if explicit:
+        path = Path(explicit)
+        if path.is_dir():
+            path = path / "best.ckpt"
+        if not path.is_file():
+            raise ArtifactError(f"checkpoint {explicit} not found: point the option at a best.ckpt or its folder")
+        return path
+    found = find_latest_artifact(
+        cfg.paths.result_root, "models/baseline", fingerprint_matcher(data.fingerprint, data.num_items), exclude_run
+    )
+    if found is None:
+        raise ArtifactError(
+            f"no complete baseline run for data set {data.name} (fingerprint {data.fingerprint}) under "
+            f"{cfg.paths.result_root}: run run-student-baseline first or set teacher.rec_model_checkpoint_path"
+        )
+    folder, manifest = found
+    log.info("using baseline checkpoint from %s", folder)
+    return folder / manifest["best_checkpoint"]
+
+
+def run_baseline_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
+    """Train the baseline student, select on validation, evaluate val/test, write metrics + manifest."""
+    stage = "baseline"
+    with stage_log_file(run, stage) as slog:
+        set_seed(int(cfg.general.seed))
+        slog.info("data %s: %s", data.name, data.summary())
+        module = StudentLitModule(
+            OmegaConf.to_container(cfg.student, resolve=True),
+            data.num_items,
+            lr=float(cfg.train.lr),
+            weight_decay=float(cfg.train.weight_decay),
+            ks=list(cfg.metrics.ks),
+            exclude_history=bool(cfg.metrics.exclude_history),
+            target_counts=data.train_target_counts().tolist(),
+            data_fingerprint=data.fingerprint,
+            seed=int(cfg.general.seed),
+        )
+        with time_block(run, "student_baseline_train_time"):
+            best, best_epoch = fit_student(module, data, cfg, run, stage)
+        model, _ = load_student_checkpoint(best)
+        results = evaluate_splits(model, data, cfg)
+        payload = {
+            "stage": stage,
+            "model": str(cfg.student.name),
+            "best_epoch": best_epoch,
+            "best_checkpoint": str(best),
+            "data_fingerprint": data.fingerprint,
+            "config_fingerprint": config_fingerprint(cfg),
+            "val": results["val"],
+            "test": results["test"],
+        }
+        write_json_atomic(run.metrics("eval_baseline.json"), payload)
+        write_manifest(
+            run.models(stage),
+            {
+                "stage": stage,
+                "model": str(cfg.student.name),
+                "data_fingerprint": data.fingerprint,
+                "num_items": data.num_items,
+                "hidden_size": int(cfg.student.hidden_size),
+                "best_checkpoint": best.name,
+                "last_checkpoint": "last.ckpt",
+                "best_epoch": best_epoch,
+                "val_ndcg@10": results["val"].get("ndcg@10"),
+            },
+        )
+        slog.info("baseline done: best epoch %d, test %s", best_epoch, results["test"])
+        print_metrics_table(f"baseline {cfg.student.name} on {data.name}", {
+            f"{cfg.student.name} val": results["val"],
+            f"{cfg.student.name} test": results["test"],
+        })
+    return payload
+
+
+def baseline_manifest(run: RunDir) -> dict | None:
+    return read_manifest(run.root / "models" / "baseline")
