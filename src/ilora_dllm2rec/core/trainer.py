@@ -83,6 +83,8 @@ def build_trainer(
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        # our batch sampler shards itself under torch.distributed (data/dataloader.py)
+        use_distributed_sampler=False,
         default_root_dir=str(models_dir),
     )
     return trainer, ckpt

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ilora_dllm2rec.core.errors import DataError
+from ilora_dllm2rec.core.errors import ConfigError, DataError
 from ilora_dllm2rec.data.options import DatasetOptions
 from ilora_dllm2rec.data.raw import RawData, bad_line, iter_lines, require_files
 
@@ -25,14 +25,14 @@ def _columns(opts: DatasetOptions) -> dict[str, str | None]:
     cols = dict(opts.raw.get("columns") or {})
     for key in REQUIRED:
         if not cols.get(key):
-            raise DataError(f"dataset.columns.{key} must name the CSV column holding the {key}")
+            raise ConfigError(f"dataset.columns.{key} must name the CSV column holding the {key}")
     return {k: cols.get(k) for k in (*REQUIRED, "rating", "title")}
 
 
 def csv_files(opts: DatasetOptions) -> list[Path]:
     path = opts.path("file")
     if path is None or opts.data_dir is None:
-        raise DataError("dataset.file must name the interactions CSV (relative to dataset.data_dir)")
+        raise ConfigError("dataset.file must name the interactions CSV (relative to dataset.data_dir)")
     cols = _columns(opts)
     wanted = ", ".join(c for c in cols.values() if c)
     sep = opts.raw.get("sep", ",")
@@ -68,15 +68,22 @@ def load_csv(opts: DatasetOptions) -> RawData:
     cols = _columns(opts)
     sep = str(opts.raw.get("sep", ","))
     try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=opts.limit_data_rows,
-                         engine="c" if len(sep) == 1 else "python")
+        df = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            nrows=opts.limit_data_rows,
+            engine="c" if len(sep) == 1 else "python",
+        )
     except pd.errors.ParserError as exc:
         raise _field_count_error(path, sep, opts.limit_data_rows, exc) from exc
     missing = [(k, c) for k, c in cols.items() if c and c not in df.columns]
     if missing:
         k, c = missing[0]
-        raise DataError(f"{path}: column {c!r} (dataset.columns.{k}) not in header {list(df.columns)}; "
-                        f"set dataset.columns.{k}")
+        raise DataError(
+            f"{path}: column {c!r} (dataset.columns.{k}) not in header {list(df.columns)}; set dataset.columns.{k}"
+        )
     out = pd.DataFrame(index=df.index)
     for key in ("user", "item"):
         s = df[cols[key]].str.strip()

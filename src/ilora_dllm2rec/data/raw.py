@@ -72,8 +72,15 @@ def read_numeric_table(
     if len(sep) > 1:  # the C parser takes one-character separators only
         data = data.replace(sep.encode(), b"\t")
     try:
-        df = pd.read_csv(io.BytesIO(data), sep="\t" if len(sep) > 1 else sep, header=None, dtype=dtypes,
-                         nrows=limit_rows, engine="c", encoding=encoding)
+        df = pd.read_csv(
+            io.BytesIO(data),
+            sep="\t" if len(sep) > 1 else sep,
+            header=None,
+            dtype=dtypes,
+            nrows=limit_rows,
+            engine="c",
+            encoding=encoding,
+        )
         if df.shape[1] != len(names):
             raise ValueError(f"{df.shape[1]} columns")
     except (ValueError, pd.errors.ParserError, KeyError) as exc:

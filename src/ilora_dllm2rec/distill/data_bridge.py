@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ilora_dllm2rec.core.errors import ArtifactError, ConfigError, DataError
+from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.data.types import SampleSet
-from ilora_dllm2rec.distill.text_matrix import read_matrix, write_matrix
+from ilora_dllm2rec.distill.text_matrix import line_number, read_matrix, write_matrix
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,12 @@ def write_teacher_outputs(
     conf_np = np.asarray(confidences.cpu() if isinstance(confidences, torch.Tensor) else confidences, np.float32)
     if ranks_np.ndim != 2 or ranks_np.shape != conf_np.shape:
         raise ValueError(f"ranks {ranks_np.shape} and confidences {conf_np.shape} must both be [rows, top_n]")
+    ids = manifest.get("sample_ids", "all")
+    expected_rows = manifest.get("num_train") if ids == "all" else len(ids)
+    if expected_rows is not None and expected_rows != ranks_np.shape[0]:
+        raise ValueError(f"{ranks_np.shape[0]} teacher rows but the manifest describes {expected_rows} samples")
+    if "num_items" in manifest and ranks_np.size and not 0 <= ranks_np.min() <= ranks_np.max() < manifest["num_items"]:
+        raise ValueError(f"ranks hold ids outside [0, num_items={manifest['num_items']})")
     manifest = dict(manifest)
     manifest["num_rows"], manifest["top_n"] = int(ranks_np.shape[0]), int(ranks_np.shape[1])
     manifest["hidden_size"] = None if item_embeddings is None else int(item_embeddings.shape[1])
@@ -228,9 +234,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _check_manifest(
-    manifest: dict, path: Path, num_items: int, train: SampleSet, data_fingerprint: str | None
-) -> None:
+def _check_manifest(manifest: dict, path: Path, num_items: int, train: SampleSet, data_fingerprint: str | None) -> None:
     if data_fingerprint is not None and manifest.get("data_fingerprint") != data_fingerprint:
         raise ArtifactError(
             f"{path} data_fingerprint={manifest.get('data_fingerprint')} but this run's data set has "
@@ -258,7 +262,7 @@ def _manifest_sample_ids(manifest: dict, path: Path, num_train: int) -> np.ndarr
     try:
         ids = np.asarray(raw, dtype=np.int64).reshape(-1)
     except (TypeError, ValueError) as exc:
-        raise ArtifactError(f"{path} sample_ids must be \"all\" or a list of integers") from exc
+        raise ArtifactError(f'{path} sample_ids must be "all" or a list of integers') from exc
     if ids.size and (ids.min() < 0 or ids.max() >= num_train):
         raise ArtifactError(f"{path} sample_ids range [{ids.min()}, {ids.max()}] outside [0, {num_train})")
     if np.unique(ids).size != ids.size:
@@ -271,7 +275,7 @@ def _check_ids(ranks: np.ndarray, path: Path, num_items: int) -> None:
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ArtifactError(
-            f"{path} line {row + 1}: item id {ranks[row, col]} outside [0, num_items={num_items}); "
+            f"{path} line {line_number(path, row)}: item id {ranks[row, col]} outside [0, num_items={num_items}); "
             "the export belongs to another data set"
         )
 
@@ -280,12 +284,14 @@ def _check_distances(conf: np.ndarray, path: Path) -> None:
     bad = ~np.isfinite(conf)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ArtifactError(f"{path} line {row + 1}: distance {conf[row, col]} is not finite; re-export the teacher")
+        raise ArtifactError(
+            f"{path} line {line_number(path, row)}: distance {conf[row, col]} is not finite; re-export the teacher"
+        )
     neg = conf < 0
     if neg.any():
         row, col = np.argwhere(neg)[0]
         raise ArtifactError(
-            f"{path} line {row + 1}: distance {conf[row, col]} is negative (expected -log p >= 0); "
+            f"{path} line {line_number(path, row)}: distance {conf[row, col]} is negative (expected -log p >= 0); "
             "re-export the teacher"
         )
 

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.student.base import SequentialRecommender
+from ilora_dllm2rec.student.losses import dro_term, sample_negatives
 
 CONSISTENCY_EPS = 1e-8  # added to the 0/1 consistency weight, as in the paper's code
 
@@ -134,8 +135,6 @@ def ranking_distillation_loss(
         neg = F.softplus(neg_scores).sum(dim=1)  # -log(1 - sigma(s_neg))
     per_candidate = pos + neg.unsqueeze(1)  # negatives shared across k
     if use_dros:
-        from ilora_dllm2rec.student.losses import dro_term  # lazy: student losses import nothing from here
-
         prop = propensity.to(device=scores.device, dtype=scores.dtype)
         per_candidate = per_candidate + alpha * dro_term(scores, cand_ids, prop, beta)  # [B, K]
     return (weights * per_candidate).sum(dim=1).mean()
@@ -155,8 +154,6 @@ def kd_negatives(
 
     ``exclude_candidates=False`` is the spec/reference behaviour (the sample's ordinary negatives).
     """
-    from ilora_dllm2rec.student.losses import sample_negatives
-
     if exclude_candidates:
         seq = torch.cat([seq, cand_ids.to(seq.dtype)], dim=1)  # treated like history: never sampled
     return sample_negatives(seq, target, num_items, n_neg, generator=generator)
@@ -180,7 +177,6 @@ def attach_teacher_item_embeddings(model: SequentialRecommender, embeddings: tor
     """Validate ``E_llm`` ([N, D], D read from the tensor) and attach it to the student's input.
 
     Call before building the optimizer: it creates the learned ``Linear(D -> d)``.
-    The projection and the frozen table are moved to the model's device.
     """
     where = "teacher all_embeddings.pt"
     if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2:
@@ -197,9 +193,7 @@ def attach_teacher_item_embeddings(model: SequentialRecommender, embeddings: tor
         raise ArtifactError(f"{where} contains NaN/inf values; re-export the teacher")
     if not ed_weight >= 0:
         raise ConfigError(f"distill.ed_weight must be >= 0, got {ed_weight}")
-    device = model.item_embedding.weight.device
-    model.set_llm_item_embeddings(embeddings.to(device), ed_weight)
-    model.llm_projection.to(device)
+    model.set_llm_item_embeddings(embeddings, ed_weight)  # follows the model's device
 
 
 def _check_gammas(gp: float, gc: float, go: float) -> None:

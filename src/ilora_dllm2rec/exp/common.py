@@ -52,10 +52,22 @@ def mark_stage_complete(run: RunDir, stage: str, info: dict | None = None) -> No
     update_json(manifest_path, {"completed_stages": stages, "run_dir": str(run.root)})
 
 
+def quiet_third_party_logs() -> None:
+    """Keep the console for our own messages: Lightning's tips and device banners go to DEBUG level."""
+    import warnings
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
 def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], object]], Callable[[], None]]:
     def decorate(fn: Callable[[DictConfig, RunDir], object]) -> Callable[[], None]:
         @functools.wraps(fn)
         def task(cfg: DictConfig) -> None:
+            quiet_third_party_logs()
             run = run_dir_from_hydra()
             save_git_info(run.root)
             try:

@@ -104,3 +104,8 @@ def trim_padding(seq: torch.Tensor, seq_len: torch.Tensor) -> torch.Tensor:
     if longest > seq.shape[1]:
         raise ValueError(f"len_seq ({longest}) exceeds the history width ({seq.shape[1]})")
     return seq[:, : max(longest, 1)]
+
+
+def real_positions(seq_len: torch.Tensor, width: int) -> torch.Tensor:
+    """[B, width] bool, True at positions ``< len_seq`` (the real items of a right-padded history)."""
+    return torch.arange(width, device=seq_len.device).view(1, -1) < seq_len.view(-1, 1)

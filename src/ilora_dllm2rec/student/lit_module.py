@@ -41,8 +41,9 @@ class StudentLitModule(L.LightningModule):
             # placeholder so a distilled checkpoint's state dict (projection + E_llm buffer) loads back
             self.model.set_llm_item_embeddings(torch.zeros(num_items, llm_embedding_dim), ed_weight)
         counts = torch.tensor(target_counts if target_counts is not None else [0] * num_items, dtype=torch.float)
+        self.loss_fn = StudentLoss.from_config(student_cfg, num_items, target_counts=counts)
+        # DROS propensities also serve the distillation loss (subclass), whatever the base loss is
         self.register_buffer("propensity", item_propensity(counts), persistent=False)
-        self.loss_fn = StudentLoss(student_cfg, num_items)
         self.ks = tuple(int(k) for k in ks)
         self.exclude_history = exclude_history
         self.metric_names = [f"{m}@{k}" for m in ("hr", "ndcg", "recall") for k in self.ks] + ["mrr", "cand_hr@1"]
@@ -60,7 +61,7 @@ class StudentLitModule(L.LightningModule):
 
     def base_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
         scores = self.model(batch["seq"], batch["len_seq"])
-        loss, parts = self.loss_fn(scores, batch, propensity=self.propensity, generator=self.negative_generator())
+        loss, parts = self.loss_fn(scores, batch, generator=self.negative_generator())
         return scores, loss, parts
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

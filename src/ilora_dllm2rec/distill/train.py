@@ -1,0 +1,159 @@
+"""The distillation stage: teacher export -> DLLM2Rec student training -> metrics + manifest."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..core.artifacts import find_latest_artifact, read_manifest, write_json_atomic, write_manifest
+from ..core.errors import ArtifactError
+from ..core.report import print_metrics_table
+from ..core.run_logging import RunDir, stage_log_file, time_block
+from ..core.seed import set_seed
+from ..data import SplitData
+from ..student.train import config_fingerprint, evaluate_splits, find_baseline, fit_student, load_student_checkpoint
+from .data_bridge import TeacherOutputs, load_teacher_outputs, to_dense
+from .kd_losses import attach_teacher_item_embeddings
+from .lit_module import DistillLitModule
+from .selection_policy import SelectionContext, build_selection_policy, student_entropy_and_topk
+
+log = logging.getLogger(__name__)
+
+
+def export_matcher(data: SplitData):
+    order = data.train.order_fingerprint()
+
+    def accept(manifest: dict) -> str | None:
+        if manifest.get("data_fingerprint") != data.fingerprint:
+            return f"data fingerprint {manifest.get('data_fingerprint')} != {data.fingerprint}"
+        if manifest.get("train_order_fingerprint") != order:
+            return f"training-sample order {manifest.get('train_order_fingerprint')} != {order}"
+        return None
+
+    return accept
+
+
+def find_teacher_outputs(cfg: DictConfig, data: SplitData, run: RunDir) -> Path:
+    """Explicit ``distill.teacher_outputs_dir``; else this run's export; else the newest matching one."""
+    explicit = cfg.distill.teacher_outputs_dir
+    if explicit:
+        folder = Path(explicit)
+        if not folder.is_dir():
+            raise ArtifactError(f"distill.teacher_outputs_dir={explicit} does not exist: run run-teacher first")
+        return folder
+    own = run.teacher_outputs
+    if read_manifest(own) is not None:
+        return own
+    found = find_latest_artifact(cfg.paths.result_root, "teacher_outputs", export_matcher(data), run.root)
+    if found is None:
+        raise ArtifactError(
+            f"no complete teacher export for data set {data.name} (fingerprint {data.fingerprint}) under "
+            f"{cfg.paths.result_root}: run run-teacher first, or set distill.teacher_outputs_dir"
+        )
+    log.info("using teacher outputs from %s", found[0])
+    return found[0]
+
+
+def kd_mask_for(
+    cfg: DictConfig, data: SplitData, outputs: TeacherOutputs, has_teacher: torch.Tensor, run: RunDir
+) -> torch.Tensor:
+    """Rows that get the KD loss: rows with teacher outputs, further thinned by the policy when the
+    export covered every training sample (a subset export already reflects a policy's choice)."""
+    num_train = len(data.train)
+    if int(has_teacher.sum()) < num_train:
+        log.info("teacher outputs cover %d of %d training samples; KD on those", int(has_teacher.sum()), num_train)
+        return has_teacher
+    policy = build_selection_policy(cfg.active)
+    provider = None
+    if policy.needs_student:
+        baseline, _ = load_student_checkpoint(find_baseline(cfg, data, cfg.distill.baseline_checkpoint_path))
+        k = int(cfg.active.get("topk", 10))
+        provider = lambda: student_entropy_and_topk(baseline, data.train, 1024, k, "cpu")  # noqa: E731
+    context = SelectionContext(
+        num_train=num_train,
+        teacher_topk=outputs.ranks.numpy() if policy.uses_teacher else None,
+        eligible=has_teacher.numpy(),
+        student_provider=provider,
+    )
+    mask = policy.select(context)
+    log.info("selection policy %r: KD on %d of %d training samples", policy, int(mask.sum()), num_train)
+    return torch.from_numpy(np.asarray(mask, dtype=bool))
+
+
+def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
+    stage = "distill"
+    dcfg = cfg.distill
+    with stage_log_file(run, stage) as slog:
+        set_seed(int(cfg.general.seed))
+        folder = find_teacher_outputs(cfg, data, run)
+        outputs = load_teacher_outputs(
+            folder,
+            num_items=data.num_items,
+            train_samples=data.train,
+            data_fingerprint=data.fingerprint,
+            candidate_topk=int(dcfg.candidate_topk),
+            load_embeddings=bool(dcfg.use_embedding_distill),
+        )
+        cand_ids, cand_dist, has_teacher = to_dense(outputs, len(data.train))
+        kd_mask = kd_mask_for(cfg, data, outputs, has_teacher, run)
+        use_emb = bool(dcfg.use_embedding_distill) and outputs.item_embeddings is not None
+        module = DistillLitModule(
+            OmegaConf.to_container(cfg.student, resolve=True),
+            data.num_items,
+            lr=float(cfg.train.lr),
+            weight_decay=float(cfg.train.weight_decay),
+            ks=list(cfg.metrics.ks),
+            exclude_history=bool(cfg.metrics.exclude_history),
+            target_counts=data.train_target_counts().tolist(),
+            llm_embedding_dim=int(outputs.item_embeddings.shape[1]) if use_emb else None,
+            ed_weight=float(dcfg.ed_weight) if use_emb else 0.0,
+            data_fingerprint=data.fingerprint,
+            seed=int(cfg.general.seed),
+            distill_cfg=OmegaConf.to_container(dcfg, resolve=True),
+        )
+        if dcfg.init_from_baseline:
+            path = find_baseline(cfg, data, dcfg.baseline_checkpoint_path, exclude_run=None)
+            baseline, _ = load_student_checkpoint(path)
+            missing, unexpected = module.model.load_state_dict(baseline.state_dict(), strict=False)
+            slog.info("initialised from baseline %s (new parameters: %s)", path, missing)
+        if use_emb:
+            attach_teacher_item_embeddings(module.model, outputs.item_embeddings, float(dcfg.ed_weight))
+        module.set_teacher_knowledge(cand_ids, cand_dist, kd_mask)
+        slog.info("distilling from %s: K=%d, lam=%s, ed_weight=%s, KD rows %d/%d", folder, cand_ids.shape[1],
+                  dcfg.lam, dcfg.ed_weight if use_emb else 0.0, int(kd_mask.sum()), len(data.train))
+        with time_block(run, "distill_student_train_time"):
+            best, best_epoch = fit_student(module, data, cfg, run, stage)
+        model, _ = load_student_checkpoint(best)
+        results = evaluate_splits(model, data, cfg)
+        payload = {
+            "stage": stage,
+            "model": str(cfg.student.name),
+            "best_epoch": best_epoch,
+            "best_checkpoint": str(best),
+            "teacher_outputs": str(folder),
+            "teacher": outputs.manifest.get("teacher", outputs.manifest.get("teacher_checkpoint")),
+            "kd_samples": int(kd_mask.sum()),
+            "data_fingerprint": data.fingerprint,
+            "config_fingerprint": config_fingerprint(cfg),
+            "val": results["val"],
+            "test": results["test"],
+        }
+        write_json_atomic(run.metrics("eval_distill.json"), payload)
+        write_manifest(run.models(stage), {
+            "stage": stage,
+            "model": str(cfg.student.name),
+            "data_fingerprint": data.fingerprint,
+            "num_items": data.num_items,
+            "best_checkpoint": best.name,
+            "last_checkpoint": "last.ckpt",
+            "best_epoch": best_epoch,
+            "teacher_outputs": str(folder),
+        })
+        print_metrics_table(f"distilled {cfg.student.name} on {data.name}", {
+            f"{cfg.student.name} val": results["val"], f"{cfg.student.name} test": results["test"],
+        })
+    return payload

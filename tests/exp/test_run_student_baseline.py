@@ -1,0 +1,80 @@
+"""End-to-end: run-student-baseline on tiny synthetic data, result folder, errors, overrides."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from .helpers import run_entry, tiny_overrides
+
+
+def test_baseline_end_to_end_result_folder(tmp_path):
+    proc = run_entry("run_student_baseline", tiny_overrides(tmp_path, "20000101_000000"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "result" / "result_20000101_000000"
+    for rel in (".hydra/config.yaml", "logs/train_student_baseline.log", "models/baseline/best.ckpt",
+                "models/baseline/last.ckpt", "models/baseline/manifest.json", "metrics/eval_baseline.json",
+                "metrics/time.json", "git_info.txt", "manifest.json"):
+        assert (run / rel).is_file(), rel
+    assert any((run / "tb" / "baseline").iterdir())
+    metrics = json.loads((run / "metrics" / "eval_baseline.json").read_text())
+    assert {"val", "test", "best_epoch", "data_fingerprint", "config_fingerprint"} <= set(metrics)
+    for split in ("val", "test"):
+        for key in ("hr@10", "ndcg@10", "recall@10", "mrr", "cand_hr@1", "ndcg@20", "hr@1"):
+            assert 0.0 <= metrics[split][key] <= 1.0
+    assert json.loads((run / "metrics" / "time.json").read_text())["student_baseline_train_time"] > 0
+    assert "baseline" in json.loads((run / "manifest.json").read_text())["completed_stages"]
+
+
+def test_override_applies_and_reaches_the_model(tmp_path):
+    overrides = tiny_overrides(tmp_path) + ["student.hidden_size=24", "student.emb_size=24", "student=sasrec",
+                                            "train.batch_size=32", "student.num_epochs=1"]
+    proc = run_entry("run_student_baseline", overrides, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "result" / "result_run"
+    cfg = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+    assert cfg["student"]["hidden_size"] == 24 and cfg["train"]["batch_size"] == 32
+    state = torch.load(run / "models" / "baseline" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert state["state_dict"]["model.item_embedding.weight"].shape[1] == 24
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["student.not_a_key=1"], "not_a_key"),
+        (["dataset=no_such_dataset"], "no_such_dataset"),
+        (["student=no_such_model"], "no_such_model"),
+    ],
+)
+def test_unknown_keys_and_options_fail_loudly(tmp_path, extra, needle):
+    proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + extra, tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert needle in proc.stderr
+
+
+def test_user_error_is_one_line_and_exit_2(tmp_path):
+    """Seed 000: an entry point exited 0 while swallowing an exception. Here: exit 2, one clear line."""
+    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("dataset.synthetic")]
+    overrides += ["dataset=ml-100k", f"dataset.data_dir={tmp_path / 'missing'}"]
+    proc = run_entry("run_student_baseline", overrides, tmp_path, timeout=120)
+    assert proc.returncode == 2
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "cmd/movielens.sh" in error_lines[0]
+    assert not (tmp_path / "result" / "result_run" / "models" / "baseline" / "manifest.json").exists()
+
+
+def test_max_seq_len_below_one_is_an_error(tmp_path):
+    proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + ["dataset.max_seq_len=0"], tmp_path)
+    assert proc.returncode == 2
+    assert "max_seq_len" in proc.stderr
+
+
+def test_unexpected_exception_exits_nonzero(tmp_path):
+    """A non-user error (here: a NaN-producing learning rate is a TrainingError; use an impossible
+    precision string instead) must still exit non-zero with the error shown."""
+    proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + ["train.precision=not-a-precision"], tmp_path)
+    assert proc.returncode != 0
+    assert "not-a-precision" in proc.stderr

@@ -1,0 +1,162 @@
+"""SASRec / GRU4Rec / Caser: shapes, padding invariance, causality, empty histories, training, LLM embeddings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from ilora_dllm2rec.student.factory import build_student
+from ilora_dllm2rec.student.sasrec import FastDropout, _attention
+
+N, L, D = 30, 8, 16
+NAMES = ["sasrec", "gru4rec", "caser"]
+
+
+def _model(name: str, head: str = "tied", dropout: float = 0.0, **extra):
+    cfg = {"name": name, "max_seq_len": L, "emb_size": D, "hidden_size": D, "head": head, "dropout": dropout}
+    cfg.update(extra)
+    torch.manual_seed(0)
+    return build_student(cfg, N).eval()
+
+
+@pytest.fixture
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    lens = torch.tensor([0, 1, 3, 5, L, 2])
+    seq = torch.randint(0, N, (len(lens), L), generator=g)
+    seq[torch.arange(L).view(1, -1) >= lens.view(-1, 1)] = N  # right padding
+    return seq, lens
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("head", ["tied", "linear"])
+def test_output_shapes(name: str, head: str, batch) -> None:
+    model = _model(name, head)
+    seq, lens = batch
+    assert model.encode(seq, lens).shape == (6, D)
+    scores = model(seq, lens)
+    assert scores.shape == (6, N) and torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_padding_invariance(name: str, batch) -> None:
+    model = _model(name)
+    seq, lens = batch
+    before = model.encode(seq, lens)
+    # other ids in the padded positions (any value) and a non-zero padding embedding row
+    noisy = torch.where(seq == N, torch.randint(0, N, seq.shape, generator=torch.Generator().manual_seed(1)), seq)
+    with torch.no_grad():
+        model.item_embedding.weight[N].normal_()
+    assert torch.allclose(model.encode(noisy, lens), before, atol=1e-5)
+    assert torch.allclose(model.encode(seq, lens), before, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_history_is_finite(name: str) -> None:
+    model = _model(name)
+    seq = torch.full((2, L), N)
+    seq[1, :3] = torch.tensor([1, 2, 3])  # content beyond len_seq = 0 must be ignored too
+    state = model.encode(seq, torch.tensor([0, 0]))
+    assert torch.isfinite(state).all()
+    assert torch.allclose(state[0], state[1], atol=1e-6)
+    model.train()
+    assert torch.isfinite(model(seq, torch.tensor([0, 0]))).all()
+
+
+def test_sasrec_is_causal_and_last_block_shortcut_is_exact(batch) -> None:
+    model = _model("sasrec", num_blocks=2, num_heads=2)
+    seq, lens = batch
+    # state at len 3 only depends on the first 3 items
+    prefix = seq[3:4].clone()
+    changed = prefix.clone()
+    changed[0, 3:] = torch.tensor([7, 8, 9, 10, 11])
+    assert torch.allclose(model.encode(prefix, torch.tensor([3])), model.encode(changed, torch.tensor([3])), atol=1e-5)
+    assert not torch.allclose(model.encode(prefix, torch.tensor([3])), model.encode(prefix, torch.tensor([4])))
+    # reference: every block over all positions, then read position len_seq - 1
+    with torch.no_grad():
+        x = model.item_embedding(seq) * model.emb_scale + model.position_embedding.weight[:L]
+        x = x * (seq != N).unsqueeze(-1)
+        for block in model.blocks:
+            x = block(x)
+        idx = (lens.clamp(min=1) - 1).view(-1, 1, 1).expand(-1, 1, D)
+        reference = model.final_norm(x.gather(1, idx).squeeze(1))
+    assert torch.allclose(model.encode(seq, lens), reference, atol=1e-5)
+
+
+def test_sasrec_manual_attention_matches_fused_sdpa() -> None:
+    q, k, v = torch.randn(3, 3, 2, 7, 4).unbind(0)
+    causal = torch.ones(7, 7, dtype=torch.bool).tril()
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.allclose(_attention(q, k, v, causal, FastDropout(0.0)), expected, atol=1e-5)
+
+
+def test_fast_dropout_rate_and_scale() -> None:
+    drop = FastDropout(0.2)
+    x = torch.ones(200_000)
+    y = drop(x)
+    assert abs(float((y == 0).float().mean()) - 0.2) < 0.01
+    assert abs(float(y.mean()) - 1.0) < 0.02
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(FastDropout(0.0).train()(x), x)
+
+
+def test_gru4rec_gather_equals_packed_gru(batch) -> None:
+    model = _model("gru4rec", hidden_size=12)  # hidden != emb: state projected back to emb_size
+    seq, lens = batch
+    keep = lens > 0
+    with torch.no_grad():
+        x = model.item_embedding(seq[keep])
+        packed = pack_padded_sequence(x, lens[keep], batch_first=True, enforce_sorted=False)
+        _, h = model.gru(packed)
+        reference = model.projection(h[-1])
+    assert torch.allclose(model.encode(seq, lens)[keep], reference, atol=1e-5)
+
+
+def test_caser_uses_the_most_recent_items_right_aligned() -> None:
+    cfg = {"name": "caser", "max_seq_len": 3, "emb_size": D, "hidden_size": D, "filter_heights": [2, 3]}
+    model = build_student(cfg, N).eval()
+    short = torch.tensor([[1, 2, 3, N, N]])  # exactly the last 3 items
+    longer = torch.tensor([[9, 8, 1, 2, 3]])  # same last 3 items, older ones dropped
+    a = model.encode(short, torch.tensor([3]))
+    assert torch.allclose(a, model.encode(longer, torch.tensor([5])), atol=1e-6)
+    assert torch.allclose(a, model.encode(short[:, :3], torch.tensor([3])), atol=1e-6)
+    # a different length is a different position layout: [2, 3] != [1, 2, 3]
+    assert not torch.allclose(a, model.encode(torch.tensor([[2, 3, N]]), torch.tensor([2])))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("head", ["tied", "linear"])
+def test_one_adam_step_reduces_the_loss(name: str, head: str, batch) -> None:
+    model = _model(name, head)
+    seq, lens = batch
+    target = torch.tensor([1, 2, 3, 4, 5, 6])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    before = F.cross_entropy(model(seq, lens), target)
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = F.cross_entropy(model(seq, lens), target)
+    assert float(after) < float(before.detach())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_llm_item_embeddings(name: str, batch) -> None:
+    model = _model(name)
+    seq, lens = batch
+    before = model(seq, lens)
+    with pytest.raises(ValueError):
+        model.set_llm_item_embeddings(torch.randn(N + 1, 24), 0.3)
+    model.set_llm_item_embeddings(torch.randn(N, 24), 0.3)
+    assert model.llm_projection.weight.device == model.item_embedding.weight.device
+    emb = model.embed_items(seq)
+    plain = model.item_embedding(seq)
+    pad = seq == N
+    assert torch.equal(emb[pad], plain[pad])  # padding gets nothing added
+    assert not torch.allclose(emb[~pad], plain[~pad])
+    assert not torch.allclose(model(seq, lens), before)
+    # gradients reach the projection
+    model(seq, lens).sum().backward()
+    assert model.llm_projection.weight.grad is not None
