@@ -160,3 +160,17 @@ def test_llm_item_embeddings(name: str, batch) -> None:
     # gradients reach the projection
     model(seq, lens).sum().backward()
     assert model.llm_projection.weight.grad is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bf16_autocast_trains(name: str, batch) -> None:
+    model = _model(name, dropout=0.2).train()
+    seq, lens = batch
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model(seq, lens)
+    F.cross_entropy(scores.float(), torch.arange(6)).backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(seq, lens).float()
+    assert torch.allclose(low, model(seq, lens), atol=0.1)

@@ -13,6 +13,7 @@ from ilora_dllm2rec.teacher.ilora_model import ILoRAModel
 from ilora_dllm2rec.teacher.llm import load_llm
 from ilora_dllm2rec.teacher.tiny_llm import build_tiny_llm
 
+
 @pytest.fixture(scope="session")
 def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llm(tmp_path_factory.mktemp("tiny_llm"), vocab_words=TITLES)
@@ -28,7 +29,9 @@ def make_student() -> Callable[..., MeanStudent]:
 
 
 @pytest.fixture
-def make_model(tiny_llm_dir: Path, make_student: Callable[..., MeanStudent], tmp_path: Path) -> Callable[..., ILoRAModel]:
+def make_model(
+    tiny_llm_dir: Path, make_student: Callable[..., MeanStudent], tmp_path: Path
+) -> Callable[..., ILoRAModel]:
     """Factory: ILoRAModel on the tiny LLM (fp32 unless dtype given); kwargs go to ILoRAModel."""
 
     def make(

@@ -36,8 +36,9 @@ def test_config_has_every_customer_key() -> None:
     assert cfg.llm_path == "embedded:smollm2-135m-instruct" and cfg.prompt_template == "movies"
 
 
-@pytest.mark.parametrize(("name", "path"), [("ilora_llama2", "meta-llama/Llama-2-7b-hf"),
-                                             ("ilora_qwen", "Qwen/Qwen2.5-0.5B-Instruct")])
+@pytest.mark.parametrize(
+    ("name", "path"), [("ilora_llama2", "meta-llama/Llama-2-7b-hf"), ("ilora_qwen", "Qwen/Qwen2.5-0.5B-Instruct")]
+)
 def test_variants_only_override(name: str, path: str) -> None:
     base, cfg = _teacher_cfg(), _teacher_cfg(name, ["teacher.lora_r=16"])
     assert cfg.llm_path == path and cfg.lora_r == 16 and cfg.num_experts == base.num_experts
@@ -63,9 +64,14 @@ def test_build_from_config_with_tiny_llm(tiny_llm_dir: Path, make_student, tmp_p
     assert sched(0) == cfg.distill_lambda and sched(10) == cfg.distill_min_lambda
 
 
-@pytest.mark.parametrize(("key", "value", "match"), [("num_experts", 3, "teacher.num_experts=3"),
-                                                      ("adapter", "prefix", "teacher.adapter"),
-                                                      ("distill_loss_type", "kl", "distill_loss_type")])
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("num_experts", 3, "teacher.num_experts=3"),
+        ("adapter", "prefix", "teacher.adapter"),
+        ("distill_loss_type", "kl", "distill_loss_type"),
+    ],
+)
 def test_config_errors_before_loading(key: str, value, match: str, make_student, tmp_path: Path) -> None:
     cfg = OmegaConf.create({"llm_path": str(tmp_path / "never-loaded"), key: value})
     with pytest.raises(ConfigError, match=match):

@@ -43,8 +43,11 @@ def test_moelora_trains_only_adapters_projector_gate_head(make_model, batch) -> 
 def test_other_modes_trainable_sets(make_model, adapter: str) -> None:
     model = make_model(adapter=adapter)
     groups = {model._group_of(n) for n in _trainable(model)}
-    expected = {"lora": {"adapter", "projector", "head"}, "freeze": {"projector", "head"},
-                "full": {"llm", "projector", "head"}}[adapter]
+    expected = {
+        "lora": {"adapter", "projector", "head"},
+        "freeze": {"projector", "head"},
+        "full": {"llm", "projector", "head"},
+    }[adapter]
     assert groups == expected and model.gate is None
     if adapter == "full":  # the whole LLM except nothing of the student
         llm_params = sum(p.numel() for p in model.llm.parameters())

@@ -19,7 +19,6 @@ from ilora_dllm2rec.teacher.prompts import (
 )
 
 
-
 @pytest.fixture
 def tok(tiny_llm_dir: Path):
     return AutoTokenizer.from_pretrained(tiny_llm_dir)
@@ -48,8 +47,10 @@ def test_special_tokens_added_once_and_embeddings_resized(tiny_llm_dir: Path, to
 def test_prompt_equals_full_string_tokenisation(tok) -> None:
     pb = PromptBuilder(tok, TITLES, resolve_template("movies"))
     ids, owner = pb.prompt_ids([0, 10])
-    text = f"This user has watched {TITLES[0]}[HistoryEmb], {TITLES[10]}[HistoryEmb] in the previous. " \
+    text = (
+        f"This user has watched {TITLES[0]}[HistoryEmb], {TITLES[10]}[HistoryEmb] in the previous. "
         "Please predict the next movie this user will watch."
+    )
     assert ids == tok(text)["input_ids"]
     hist = [o for i, o in zip(ids, owner) if i == pb.hist_token]
     assert hist == [0, 10] and sum(o != NUM_ITEMS for o in owner) == 2

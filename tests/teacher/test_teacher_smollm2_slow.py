@@ -20,9 +20,8 @@ from ilora_dllm2rec.teacher.llm import load_llm
 from ilora_dllm2rec.teacher.prepare_llm import prepare_llm
 
 ROOT = Path(__file__).resolve().parents[2]
-TITLES = [f"{name} ({1980 + i})" for i, name in enumerate(
-    ["Toy Story", "Heat", "Casino", "Sabrina", "GoldenEye", "Balto", "Nixon", "Jumanji", "Othello", "Dracula",
-     "Clueless", "Babe", "Se7en", "Braveheart", "Apollo 13", "Rob Roy", "Batman Forever", "Waterworld"])]
+_NAMES = "Toy Story|Heat|Casino|Sabrina|GoldenEye|Balto|Nixon|Jumanji|Othello|Dracula|Clueless|Babe|Se7en|Braveheart"
+TITLES = [f"{name} ({1980 + i})" for i, name in enumerate(_NAMES.split("|"))]
 
 
 @pytest.mark.slow
@@ -40,13 +39,15 @@ def test_smollm2_train_step_and_scoring() -> None:
     report = model.trainable_parameter_report()
     assert 0 < report["trainable"] < 0.05 * report["total"]
 
-    seq = torch.tensor([[0, 1, 2, 3, 4, n], [5, 6, n, n, n, n], [7, 8, 9, 10, 11, 12]])
+    seq = torch.tensor([[0, 1, 2, 3, 4, n], [5, 6, n, n, n, n], [7, 8, 9, 10, 11, 12]])  # right-padded
     len_seq, target = torch.tensor([5, 2, 6]), torch.tensor([5, 7, 13])
     opt = torch.optim.AdamW(model.parameter_groups(1e-3))
     lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
     model.train()
     out = model(seq, len_seq)
-    loss = teacher_loss(out["scores"], target, out["q_u"], out["z_u"], 0, schedule=LambdaSchedule(1.0, 0.0, "linear", 10))
+    loss = teacher_loss(
+        out["scores"], target, out["q_u"], out["z_u"], 0, schedule=LambdaSchedule(1.0, 0.0, "linear", 10)
+    )
     assert torch.isfinite(loss["loss"])
     loss["loss"].backward()
     opt.step()

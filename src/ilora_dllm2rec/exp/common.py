@@ -20,23 +20,21 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..core.artifacts import update_json
+from ..core.config import config_dir
 from ..core.errors import UserError
 from ..core.git_info import save_git_info
 from ..core.run_logging import RunDir
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 log = logging.getLogger("ilora_dllm2rec")
-
-
-def config_dir() -> str:
-    """The conf/ folder: the repository's (editable install / source checkout)."""
-    if not Path(CONFIG_DIR).is_dir():  # pragma: no cover - non-editable installs
-        raise UserError(f"config folder {CONFIG_DIR} not found: install the project in editable mode (pip install -e .)")
-    return CONFIG_DIR
 
 
 def run_dir_from_hydra() -> RunDir:
     return RunDir(Path(HydraConfig.get().runtime.output_dir))
+
+
+def command_line_overrides() -> list[str]:
+    """The ``key=value`` overrides this run was started with (for per-stage train presets)."""
+    return list(HydraConfig.get().overrides.task)
 
 
 def mark_stage_complete(run: RunDir, stage: str, info: dict | None = None) -> None:
@@ -79,7 +77,7 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], ob
                 sys.exit(2)
 
         def main() -> None:
-            hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(task)()
+            hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)()
 
         main.task = task  # type: ignore[attr-defined]
         return main

@@ -7,13 +7,17 @@ output at position ``len_seq - 1``.
 
 Why no key-padding mask: histories are RIGHT-padded and attention is causal, so a real
 position ``t < len_seq`` only attends to positions ``<= t``, all real. Padding positions
-compute garbage that nothing we read ever looks at, so ``is_causal=True`` alone gives the
-exact state (and lets torch use its fused CPU/GPU kernels).
+compute values that nothing we read ever looks at, so a causal mask alone gives the exact
+state (``is_causal=True`` for torch's fused SDPA; no [B, T, T] padding mask to build).
 
-CPU speed-ups (results are identical to the plain computation):
+CPU speed-ups (each keeps the model's maths; tests compare against the plain computation):
 - columns after the batch's longest history are dropped (:func:`trim_padding`);
 - the LAST block only needs its output at ``len_seq - 1``: it computes keys/values for all
-  positions but query, output projection and FFN for that one position only.
+  positions but query, output projection and FFN for that one position only;
+- separate Q/K/V projections (a fused one pays a large strided ``cat`` in backward);
+- :class:`FastDropout` instead of ``nn.Dropout`` (``bernoulli_`` dominated the CPU step);
+- with attention dropout on CPU, plain matmul/softmax attention replaces SDPA, whose CPU
+  dropout path is several times slower than its fused no-dropout kernel.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.drop16 == 0:
             return x
-        if x.device.type != "cpu":
+        if x.device.type != "cpu" or torch.compiler.is_compiling():  # compiled code has its own fused RNG
             return F.dropout(x, self.p, True)
         n = x.numel()
         bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
@@ -61,6 +65,14 @@ def _attention(
     scores = (q @ k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))
     probs = scores.masked_fill_(~mask, float("-inf")).softmax(dim=-1)
     return drop(probs) @ v
+
+
+def _autocast_once(h: torch.Tensor) -> torch.Tensor:
+    """Under autocast, cast a tensor feeding several matmuls ONCE (autocast would cast it per matmul)."""
+    device = h.device.type
+    if torch.is_autocast_enabled(device) and h.is_floating_point():
+        return h.to(torch.get_autocast_dtype(device))
+    return h
 
 
 class _Block(nn.Module):
@@ -104,7 +116,7 @@ class _Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """All positions: [B, T, d] -> [B, T, d]."""
-        h = self.attn_norm(x)
+        h = _autocast_once(self.attn_norm(x))
         a = self._attend(self._heads(self.query(h)), self._heads(self.key(h)), self._heads(self.value(h)), None)
         x = x + self.attn_out(self._merge(a))
         return x + self.ffn(self.ffn_norm(x))
@@ -112,7 +124,7 @@ class _Block(nn.Module):
     def forward_last(self, x: torch.Tensor, seq_len: torch.Tensor) -> torch.Tensor:
         """Only the output at ``len_seq - 1`` (0 for empty histories): [B, T, d] -> [B, d]."""
         b, t, d = x.shape
-        h = self.attn_norm(x)
+        h = _autocast_once(self.attn_norm(x))
         k, v = self._heads(self.key(h)), self._heads(self.value(h))  # keys/values for every position
         q = self._heads(self.query(gather_last(h, seq_len)).unsqueeze(1))  # query at len_seq - 1 only
         last = (seq_len.clamp(min=1, max=t) - 1).view(b, 1, 1, 1)

@@ -82,8 +82,13 @@ def build_ilora_model(
     if hidden is not None and int(hidden) != model.hidden_size:
         log.warning("teacher.hidden_size=%s ignored: the LLM's hidden size D=%d is used", hidden, model.hidden_size)
     report = model.trainable_parameter_report()
-    log.info("iLoRA teacher: D=%d, trainable %d / %d parameters %s", model.hidden_size, report["trainable"],
-             report["total"], report["by_group"])
+    log.info(
+        "iLoRA teacher: D=%d, trainable %d / %d parameters %s",
+        model.hidden_size,
+        report["trainable"],
+        report["total"],
+        report["by_group"],
+    )
     return model
 
 

@@ -116,7 +116,7 @@ class ILoRAModel(nn.Module, TeacherRecommender):
             yield  # moelora: the gate context is set (or left None = off) by the caller
 
     # -- core -------------------------------------------------------------------------------
-    def _hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds: torch.Tensor) -> torch.Tensor:
+    def _hidden(self, attention_mask: torch.Tensor, inputs_embeds: torch.Tensor) -> torch.Tensor:
         # explicit positions: with left padding the first real token is position 0, whatever the batch
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         out = self.backbone(
@@ -144,7 +144,7 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         gate = self.user_gate(z_u)
         embeds = self.prompt_embeddings(batch)
         with self.gate_context.use(gate):
-            hidden = self._hidden(batch["input_ids"], batch["attention_mask"], embeds)
+            hidden = self._hidden(batch["attention_mask"], embeds)
         h_u = hidden[:, -1, :].float()  # left padding: the last prompt token of every row
         head_out = self.head(h_u)
         if self.use_item_embeddings_head:
@@ -177,7 +177,7 @@ class ILoRAModel(nn.Module, TeacherRecommender):
                         gate = torch.full((len(ids), self.num_experts), 1.0 / self.num_experts, device=device)
                     with self.gate_context.use(gate):
                         emb = self.llm.get_input_embeddings()(b["input_ids"])
-                        hidden = self._hidden(b["input_ids"], b["attention_mask"], emb).float()
+                        hidden = self._hidden(b["attention_mask"], emb).float()
                     mask = b["title_mask"]
                     mask = torch.where(mask.any(-1, keepdim=True), mask, b["attention_mask"].bool())  # empty title
                     m = mask.unsqueeze(-1).float()
@@ -242,6 +242,8 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         with torch.no_grad():
             for name, value in state.items():
                 if params[name].shape != value.shape:
-                    raise ArtifactError(f"teacher checkpoint: {name} has shape {tuple(value.shape)}, "
-                                        f"model expects {tuple(params[name].shape)}: same config needed")
+                    raise ArtifactError(
+                        f"teacher checkpoint: {name} has shape {tuple(value.shape)}, "
+                        f"model expects {tuple(params[name].shape)}: same config needed"
+                    )
                 params[name].copy_(value)

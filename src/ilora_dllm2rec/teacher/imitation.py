@@ -59,7 +59,9 @@ class LambdaSchedule:
         total_steps: int | None = None,
     ) -> None:
         if decay_type not in DECAY_TYPES:
-            raise ConfigError(f"teacher.distill_decay_type={decay_type!r} is not supported: use one of {list(DECAY_TYPES)}")
+            raise ConfigError(
+                f"teacher.distill_decay_type={decay_type!r} is not supported: use one of {list(DECAY_TYPES)}"
+            )
         steps = decay_steps if decay_steps is not None else total_steps
         if decay_type != "none" and (steps is None or steps <= 0):
             raise ConfigError(

@@ -46,7 +46,8 @@ def resolve_attn_implementation(attn_implementation: str) -> str:
     """Validate; fall back from flash_attention_2 to sdpa (one warning) when it cannot run here."""
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise ConfigError(
-            f"teacher.attn_implementation={attn_implementation!r} is not supported: use one of {list(ATTN_IMPLEMENTATIONS)}"
+            f"teacher.attn_implementation={attn_implementation!r} is not supported: "
+            f"use one of {list(ATTN_IMPLEMENTATIONS)}"
         )
     if attn_implementation == "flash_attention_2":
         reason = None

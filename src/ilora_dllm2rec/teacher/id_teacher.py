@@ -1,0 +1,70 @@
+"""A non-LLM teacher backend: a larger ID-based student (SASRec by default) behind the teacher interface.
+
+It trains like a student (same Lightning module, validation-only selection) into ``models/teacher`` and
+exports the same three DLLM2Rec files, with its item embedding table as ``all_embeddings.pt``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from ..core.artifacts import write_json_atomic, write_manifest
+from ..core.report import print_metrics_table
+from ..core.run_logging import RunDir, stage_log_file, time_block
+from ..core.seed import set_seed
+from ..data import SplitData
+from ..student.base import SequentialRecommender
+from ..student.lit_module import StudentLitModule
+from ..student.train import evaluate_splits, fit_student, load_student_checkpoint
+from .interfaces import TeacherRecommender
+
+
+class IDTeacher(nn.Module, TeacherRecommender):
+    def __init__(self, model: SequentialRecommender) -> None:
+        super().__init__()
+        self.model = model
+
+    def score(self, seq: torch.Tensor, len_seq: torch.Tensor) -> torch.Tensor:
+        return self.model(seq, len_seq)
+
+    def item_embeddings(self, batch_size: int = 32) -> torch.Tensor:
+        return self.model.item_embedding.weight[: self.model.num_items].detach().float().cpu()
+
+
+def load_id_teacher(path: str | Path) -> IDTeacher:
+    model, _ = load_student_checkpoint(path)
+    return IDTeacher(model).eval()
+
+
+def run_id_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
+    stage = "teacher"
+    model_cfg = OmegaConf.to_container(cfg.teacher.model, resolve=True)
+    with stage_log_file(run, stage) as slog:
+        set_seed(int(cfg.general.seed))
+        module = StudentLitModule(
+            model_cfg, data.num_items, lr=float(cfg.train.lr), weight_decay=float(cfg.train.weight_decay),
+            ks=list(cfg.metrics.ks), exclude_history=bool(cfg.metrics.exclude_history),
+            target_counts=data.train_target_counts().tolist(), data_fingerprint=data.fingerprint,
+            seed=int(cfg.general.seed),
+        )
+        slog.info("ID teacher %s: %d parameters", model_cfg["name"], sum(p.numel() for p in module.parameters()))
+        with time_block(run, "teacher_train_time_total"):
+            best, best_epoch = fit_student(module, data, cfg, run, stage)
+        model, _ = load_student_checkpoint(best)
+        results = evaluate_splits(model, data, cfg)
+        payload = {
+            "stage": stage, "model": f"{model_cfg['name']} (ID teacher)", "best_epoch": best_epoch,
+            "best_checkpoint": str(best), "data_fingerprint": data.fingerprint,
+            "val": results["val"], "test": results["test"],
+        }
+        write_json_atomic(run.metrics("eval_teacher.json"), payload)
+        write_manifest(run.models(stage), {
+            "stage": stage, "backend": "sasrec", "data_fingerprint": data.fingerprint, "num_items": data.num_items,
+            "best_checkpoint": best.name, "last_checkpoint": "last.ckpt", "hidden_size": int(model_cfg["hidden_size"]),
+        })
+        print_metrics_table(f"ID teacher on {data.name}", {"teacher val": results["val"], "teacher test": results["test"]})
+    return payload

@@ -1,0 +1,118 @@
+"""Teacher stages for every backend: train (``teacher.backend``) and export for distillation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from ..core.artifacts import find_latest_artifact, fingerprint_matcher, read_manifest, update_json
+from ..core.errors import ArtifactError, ConfigError
+from ..core.run_logging import RunDir, stage_log_file
+from ..data import SplitData
+from ..distill.data_bridge import make_manifest, write_teacher_outputs
+from ..distill.selection_policy import SelectionContext, build_selection_policy, student_entropy_and_topk
+from ..student.train import find_baseline, load_student_checkpoint
+from .export import predict_top_n
+from .id_teacher import load_id_teacher, run_id_teacher_stage
+from .train import load_teacher_checkpoint, run_teacher_stage
+
+log = logging.getLogger(__name__)
+BACKENDS = ("ilora", "sasrec")
+
+
+def train_teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str] | None = None) -> dict:
+    backend = str(cfg.teacher.backend)
+    if backend == "ilora":
+        return run_teacher_stage(cfg, run, data, overrides)
+    if backend == "sasrec":
+        return run_id_teacher_stage(cfg, run, data)
+    raise ConfigError(f"teacher.backend={backend!r} is unknown; valid: {', '.join(BACKENDS)}")
+
+
+def find_teacher(cfg: DictConfig, data: SplitData, run: RunDir) -> tuple[Path, str]:
+    """(checkpoint, backend): distill.teacher_checkpoint_path, else this run's, else the newest matching run's."""
+    explicit = cfg.distill.teacher_checkpoint_path
+    if explicit:
+        path = Path(explicit)
+        folder = path if path.is_dir() else path.parent
+        manifest = read_manifest(folder) or {}
+        ckpt = folder / manifest.get("best_checkpoint", "best.ckpt") if path.is_dir() else path
+        if not ckpt.is_file():
+            raise ArtifactError(f"distill.teacher_checkpoint_path={explicit} not found: point it at models/teacher")
+        return ckpt, str(manifest.get("backend", cfg.teacher.backend))
+    own = read_manifest(run.root / "models" / "teacher")
+    if own is not None:
+        return run.root / "models" / "teacher" / own["best_checkpoint"], str(own["backend"])
+    found = find_latest_artifact(
+        cfg.paths.result_root, "models/teacher", fingerprint_matcher(data.fingerprint, data.num_items), run.root
+    )
+    if found is None:
+        raise ArtifactError(
+            f"no complete teacher run for data set {data.name} (fingerprint {data.fingerprint}) under "
+            f"{cfg.paths.result_root}: run run-teacher first or set distill.teacher_checkpoint_path"
+        )
+    folder, manifest = found
+    log.info("using teacher from %s", folder)
+    return folder / manifest["best_checkpoint"], str(manifest["backend"])
+
+
+def select_export_samples(cfg: DictConfig, data: SplitData, run: RunDir) -> np.ndarray | None:
+    """Which training samples the teacher is asked about (None = all): fewer LLM calls."""
+    policy = build_selection_policy(cfg.active)
+    if policy.name == "all":
+        return None
+    provider = None
+    if policy.needs_student:
+        own = read_manifest(run.root / "models" / "baseline")
+        path = (run.root / "models" / "baseline" / own["best_checkpoint"]) if own else find_baseline(
+            cfg, data, cfg.distill.baseline_checkpoint_path)
+        baseline, _ = load_student_checkpoint(path)
+        k = int(cfg.active.get("topk", 10))
+        provider = lambda: student_entropy_and_topk(baseline, data.train, 1024, k, "cpu")  # noqa: E731
+    mask = policy.select(SelectionContext(num_train=len(data.train), student_provider=provider))
+    ids = np.flatnonzero(mask)
+    log.info("selection policy %r: exporting %d of %d training samples", policy, len(ids), len(data.train))
+    return ids
+
+
+def run_export_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | None:
+    """Write all_embeddings.pt, myrank_train.txt, confidence_train.txt and the manifest (last) into
+    ``{run}/teacher_outputs``; ``distill_teacher_export_time`` goes to time.json."""
+    with stage_log_file(run, "export") as slog:
+        ckpt, backend = find_teacher(cfg, data, run)
+        start = time.perf_counter()
+        if backend == "sasrec":
+            teacher = load_id_teacher(ckpt)
+        else:
+            teacher, _ = load_teacher_checkpoint(ckpt, data, cfg)
+        sample_ids = select_export_samples(cfg, data, run)
+        samples = data.train if sample_ids is None else data.train.subset(sample_ids)
+        export_cfg = cfg.teacher.export
+        top_n = int(export_cfg.top_n)
+        if top_n > data.num_items:
+            raise ConfigError(f"teacher.export.top_n={top_n} exceeds the number of items ({data.num_items})")
+        result = predict_top_n(
+            teacher, samples, top_n=top_n, batch_size=int(export_cfg.batch_size), train_cfg=cfg.train,
+            shard_dir=run.root / ".export_shards",
+        )
+        if result is None:  # non-zero rank under DDP: rank 0 writes
+            return None
+        ranks, dists = result
+        with torch.inference_mode():
+            embeddings = teacher.item_embeddings(int(export_cfg.batch_size))
+        elapsed = time.perf_counter() - start
+        manifest = make_manifest(
+            data_fingerprint=data.fingerprint, train_samples=data.train, num_items=data.num_items,
+            sample_ids=sample_ids, teacher_checkpoint=str(ckpt), export_time_sec=round(elapsed, 3),
+            extra={"teacher_backend": backend, "distance": "-log p (teacher softmax)"},
+        )
+        write_teacher_outputs(run.teacher_outputs, embeddings, ranks, dists, manifest)
+        update_json(run.time_json, {"distill_teacher_export_time": round(elapsed, 3)})
+        slog.info("teacher export: %d rows x top %d, embeddings %s, %.1f s -> %s", ranks.shape[0], top_n,
+                  tuple(embeddings.shape), elapsed, run.teacher_outputs)
+    return manifest

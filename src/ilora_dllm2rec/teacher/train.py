@@ -1,0 +1,196 @@
+"""The teacher stage: frozen baseline student -> iLoRA teacher trained, selected on validation, evaluated."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..core.artifacts import read_manifest, write_json_atomic, write_manifest
+from ..core.config import with_train_preset
+from ..core.errors import ArtifactError
+from ..core.report import print_metrics_table
+from ..core.run_logging import RunDir, stage_log_file, time_block
+from ..core.seed import set_seed
+from ..core.trainer import build_trainer
+from ..data import SampleSet, SplitData, build_dataloader
+from ..student.base import SequentialRecommender
+from ..student.evaluator import evaluate
+from ..student.train import find_baseline, load_student_checkpoint, run_baseline_stage
+from .factory import build_ilora_model, build_lambda_schedule
+from .ilora_model import ILoRAModel
+from .lit_module import TeacherLitModule
+
+log = logging.getLogger(__name__)
+
+
+def subset(samples: SampleSet, max_samples: int | None, ratio: float | None, seed: int) -> SampleSet:
+    """A seeded random subset (order kept) of at most ``max_samples`` rows / ``ratio`` of the rows."""
+    n = len(samples)
+    keep = n
+    if ratio is not None:
+        keep = min(keep, max(1, int(round(float(ratio) * n))))
+    if max_samples is not None and int(max_samples) > 0:
+        keep = min(keep, int(max_samples))
+    if keep >= n:
+        return samples
+    index = np.sort(np.random.default_rng(seed).choice(n, size=keep, replace=False))
+    return samples.subset(index)
+
+
+def baseline_for_teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str]) -> Path:
+    """teacher.rec_model_checkpoint_path, else this run's baseline, else the newest matching baseline run;
+    with none of these, train a baseline into this run first (seed 000: no manual path juggling)."""
+    explicit = cfg.teacher.rec_model_checkpoint_path
+    if explicit:
+        return find_baseline(cfg, data, explicit)
+    own = read_manifest(run.root / "models" / "baseline")
+    if own is not None:
+        return run.root / "models" / "baseline" / own["best_checkpoint"]
+    try:
+        return find_baseline(cfg, data, None, exclude_run=run.root)
+    except ArtifactError:
+        log.info("no baseline student found for %s: training one into this run first", data.name)
+        result = run_baseline_stage(with_train_preset(cfg, "student", overrides), run, data)
+        return Path(result["best_checkpoint"])
+
+
+def load_frozen_student(path: Path, data: SplitData) -> tuple[SequentialRecommender, dict]:
+    student, hparams = load_student_checkpoint(path)
+    if int(hparams["num_items"]) != data.num_items:
+        raise ArtifactError(
+            f"student checkpoint {path} has num_items={hparams['num_items']} but data set {data.name} has "
+            f"{data.num_items}: use a baseline trained on the same data (teacher.rec_model_checkpoint_path)"
+        )
+    fp = hparams.get("data_fingerprint")
+    if fp and fp != data.fingerprint:
+        raise ArtifactError(
+            f"student checkpoint {path} was trained on data fingerprint {fp}, this run uses {data.fingerprint}: "
+            "use a baseline trained on the same data set config"
+        )
+    for p in student.parameters():
+        p.requires_grad_(False)
+    return student.eval(), hparams
+
+
+def teacher_score_fn(model: ILoRAModel):
+    def score(batch: dict) -> torch.Tensor:
+        return model.score(batch["seq"], batch["len_seq"])
+
+    return score
+
+
+def evaluate_teacher(model: ILoRAModel, data: SplitData, cfg: DictConfig) -> dict:
+    """Val and test with the shared evaluator (same protocol as the students)."""
+    seed = int(cfg.general.seed)
+    model.eval()
+    out = {}
+    for split in ("val", "test"):
+        samples = subset(getattr(data, split), cfg.teacher.max_eval_samples, None, seed)
+        out[split] = evaluate(
+            teacher_score_fn(model), samples, batch_size=int(cfg.teacher.eval_batch_size), ks=list(cfg.metrics.ks),
+            exclude_history=bool(cfg.metrics.exclude_history), progress=bool(cfg.logging.progress_bar),
+            description=f"teacher {split}",
+        )
+        out[split]["num_samples"] = len(samples)
+    return out
+
+
+def build_teacher(cfg: DictConfig, student: SequentialRecommender, data: SplitData) -> ILoRAModel:
+    return build_ilora_model(cfg.teacher, student, data.item_titles, model_cache_dir=cfg.paths.model_cache_dir)
+
+
+def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) -> tuple[ILoRAModel, dict]:
+    """Rebuild the teacher from a self-contained teacher checkpoint (see teacher/lit_module.py)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.ckpt"
+    if not path.is_file():
+        raise ArtifactError(f"teacher checkpoint not found: {path}; run run-teacher or fix distill.teacher_checkpoint_path")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    meta = ckpt.get("teacher_meta")
+    if meta is None:
+        raise ArtifactError(f"{path} is not a teacher checkpoint (no teacher_meta); point at models/teacher/best.ckpt")
+    if int(meta["num_items"]) != data.num_items or meta["data_fingerprint"] != data.fingerprint:
+        raise ArtifactError(
+            f"teacher checkpoint {path} is for {meta['num_items']} items / data {meta['data_fingerprint']}, this run "
+            f"has {data.num_items} items / data {data.fingerprint}: use a teacher trained on the same data"
+        )
+    from ..student.lit_module import StudentLitModule
+
+    hp = meta["student_hparams"]
+    student_module = StudentLitModule(hp["student_cfg"], int(hp["num_items"]), lr=float(hp["lr"]))
+    student_module.model.load_state_dict(meta["student_state"])
+    student = student_module.model.eval()
+    teacher_cfg = OmegaConf.create(meta["teacher_cfg"])
+    model = build_ilora_model(teacher_cfg, student, data.item_titles, model_cache_dir=cfg.paths.model_cache_dir)
+    model.load_trainable_state_dict({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()})
+    return model.eval(), meta
+
+
+def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str] | None = None) -> dict:
+    stage = "teacher"
+    overrides = overrides or []
+    student_path = baseline_for_teacher(cfg, run, data, overrides)
+    with stage_log_file(run, stage) as slog:
+        set_seed(int(cfg.general.seed))
+        student, hparams = load_frozen_student(student_path, data)
+        slog.info("frozen student %s from %s", hparams["student_cfg"]["name"], student_path)
+        model = build_teacher(cfg, student, data)
+        report = model.trainable_parameter_report()
+        slog.info("teacher parameters: trainable %d of %d %s", report["trainable"], report["total"], report["by_group"])
+        seed = int(cfg.general.seed)
+        train = subset(data.train, cfg.teacher.max_train_samples, cfg.teacher.train_sample_ratio, seed)
+        val = subset(data.val, cfg.teacher.max_eval_samples, None, seed)
+        slog.info("teacher trains on %d of %d training samples, validates on %d", len(train), len(data.train), len(val))
+        meta = {
+            "teacher_cfg": OmegaConf.to_container(cfg.teacher, resolve=True),
+            "num_items": data.num_items,
+            "data_fingerprint": data.fingerprint,
+            "llm_path": str(cfg.teacher.llm_path),
+            "student_checkpoint": str(student_path),
+            "student_hparams": {k: hparams[k] for k in ("student_cfg", "num_items", "lr")},
+            "student_state": {k: v.detach().cpu() for k, v in student.state_dict().items()},
+            "hidden_size": model.hidden_size,
+        }
+        module = TeacherLitModule(
+            model, lr=float(cfg.train.lr), gate_lr_scale=float(cfg.teacher.gate_lr_scale),
+            weight_decay=float(cfg.train.weight_decay), warmup_ratio=float(cfg.train.warmup_ratio),
+            loss_type=str(cfg.teacher.distill_loss_type), temperature=float(cfg.teacher.contrastive_temperature),
+            schedule_factory=lambda total: build_lambda_schedule(cfg.teacher, total), meta=meta,
+            ks=list(cfg.metrics.ks),
+        )
+        trainer, ckpt = build_trainer(
+            cfg.train, models_dir=run.models(stage), tb_dir=run.tb(stage) if cfg.logging.tensorboard else None,
+            progress_bar=bool(cfg.logging.progress_bar),
+        )
+        with time_block(run, "teacher_train_time_total"):
+            trainer.fit(
+                module,
+                train_dataloaders=build_dataloader(train, int(cfg.train.batch_size), shuffle=True, seed=seed),
+                val_dataloaders=build_dataloader(val, int(cfg.train.eval_batch_size), shuffle=False, seed=seed),
+            )
+        best = Path(ckpt.best_model_path) if ckpt.best_model_path else run.models(stage) / "last.ckpt"
+        best_state = torch.load(best, map_location="cpu", weights_only=False)
+        model.load_trainable_state_dict({k.removeprefix("model."): v for k, v in best_state["state_dict"].items()})
+        model.to("cpu")  # seed 000: after fit, evaluate on a known device
+        results = evaluate_teacher(model, data, cfg)
+        payload = {
+            "stage": stage, "model": "ilora", "llm_path": str(cfg.teacher.llm_path),
+            "adapter": str(cfg.teacher.adapter), "best_epoch": int(best_state.get("epoch", -1)),
+            "best_checkpoint": str(best), "parameters": report, "data_fingerprint": data.fingerprint,
+            "num_train_samples": len(train), "val": results["val"], "test": results["test"],
+        }
+        write_json_atomic(run.metrics("eval_teacher.json"), payload)
+        write_manifest(run.models(stage), {
+            "stage": stage, "backend": "ilora", "data_fingerprint": data.fingerprint, "num_items": data.num_items,
+            "best_checkpoint": best.name, "last_checkpoint": "last.ckpt", "llm_path": str(cfg.teacher.llm_path),
+            "hidden_size": model.hidden_size, "student_checkpoint": str(student_path),
+        })
+        print_metrics_table(f"iLoRA teacher on {data.name}", {
+            "teacher val": results["val"], "teacher test": results["test"],
+        })
+    return payload
