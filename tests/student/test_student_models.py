@@ -74,12 +74,17 @@ def test_sasrec_is_causal_and_last_block_shortcut_is_exact(batch) -> None:
     changed[0, 3:] = torch.tensor([7, 8, 9, 10, 11])
     assert torch.allclose(model.encode(prefix, torch.tensor([3])), model.encode(changed, torch.tensor([3])), atol=1e-5)
     assert not torch.allclose(model.encode(prefix, torch.tensor([3])), model.encode(prefix, torch.tensor([4])))
-    # reference: every block over all positions, then read position len_seq - 1
+    # reference: the textbook computation on the full padded grid (every position, fused causal
+    # SDPA, no packing, no last-block shortcut), then read position len_seq - 1
     with torch.no_grad():
         x = model.item_embedding(seq) * model.emb_scale + model.position_embedding.weight[:L]
         x = x * (seq != N).unsqueeze(-1)
-        for block in model.blocks:
-            x = block(x)
+        for blk in model.blocks:
+            h = blk.attn_norm(x)
+            q, k, v = (f(h).view(6, L, 2, D // 2).transpose(1, 2) for f in (blk.query, blk.key, blk.value))
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(6, L, D)
+            x = x + blk.attn_out(a)
+            x = x + blk.ffn(blk.ffn_norm(x))
         idx = (lens.clamp(min=1) - 1).view(-1, 1, 1).expand(-1, 1, D)
         reference = model.final_norm(x.gather(1, idx).squeeze(1))
     assert torch.allclose(model.encode(seq, lens), reference, atol=1e-5)

@@ -59,6 +59,15 @@ def quiet_third_party_logs() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # the teacher's frozen student stays in eval mode on purpose
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+    warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
 
 
 def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], object]], Callable[[], None]]:

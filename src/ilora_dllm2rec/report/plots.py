@@ -51,7 +51,8 @@ def learning_curves(curves: Mapping[str, Mapping[str, list[tuple[int, float]]]],
                 ax.plot(steps, values, label=stage, marker="o" if tag.startswith("val") else None, markersize=3)
         ax.set_title(tag)
         ax.set_xlabel("step")
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

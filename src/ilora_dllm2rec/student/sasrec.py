@@ -6,14 +6,17 @@ point-wise FFN], each as ``x + sublayer(LayerNorm(x))``; final LayerNorm. The st
 output at position ``len_seq - 1``.
 
 Why no key-padding mask: histories are RIGHT-padded and attention is causal, so a real
-position ``t < len_seq`` only attends to positions ``<= t``, all real. Padding positions
-compute values that nothing we read ever looks at, so a causal mask alone gives the exact
-state (``is_causal=True`` for torch's fused SDPA; no [B, T, T] padding mask to build).
+position ``t < len_seq`` only attends to positions ``<= t``, all real. Padding positions can
+never influence a state we read, so a causal mask alone is exact (``is_causal=True`` for
+torch's fused SDPA; no [B, T, T] padding mask to build).
 
 CPU speed-ups (each keeps the model's maths; tests compare against the plain computation):
-- columns after the batch's longest history are dropped (:func:`trim_padding`);
-- the LAST block only needs its output at ``len_seq - 1``: it computes keys/values for all
-  positions but query, output projection and FFN for that one position only;
+- only REAL tokens go through the per-token layers (LayerNorm, Q/K/V/output projections,
+  FFN, dropout): they are packed into an [n, d] matrix (:class:`_Packed`) and scattered into
+  the zero-padded [B, T, d] grid only for the attention matmuls. Padding is never computed,
+  and columns after the batch's longest history are dropped (:func:`trim_padding`);
+- the LAST block only needs its output at ``len_seq - 1``: keys/values for every token, but
+  query, output projection and FFN for that one position;
 - separate Q/K/V projections (a fused one pays a large strided ``cat`` in backward);
 - :class:`FastDropout` instead of ``nn.Dropout`` (``bernoulli_`` dominated the CPU step);
 - with attention dropout on CPU, plain matmul/softmax attention replaces SDPA, whose CPU
@@ -29,11 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ilora_dllm2rec.core.errors import ConfigError
-from ilora_dllm2rec.student.base import SequentialRecommender, gather_last, real_positions, trim_padding
+from ilora_dllm2rec.student.base import SequentialRecommender, real_positions, trim_padding
 
 
 class FastDropout(nn.Module):
-    """Inverted dropout whose CPU mask costs ~1/5 of ``F.dropout``'s (same semantics elsewhere).
+    """Inverted dropout whose CPU mask costs ~1/4 of ``F.dropout``'s (plain ``F.dropout`` elsewhere).
 
     Why: on CPU, ``bernoulli_`` draws one Mersenne-Twister number per element and dominated
     the SASRec step. Here one full-range 64-bit draw gives four 16-bit uniforms, so the keep
@@ -50,7 +53,7 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.drop16 == 0:
             return x
-        if x.device.type != "cpu" or torch.compiler.is_compiling():  # compiled code has its own fused RNG
+        if x.device.type != "cpu" or torch.compiler.is_compiling():  # GPU / compiled RNG is fast already
             return F.dropout(x, self.p, True)
         n = x.numel()
         bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
@@ -75,6 +78,29 @@ def _autocast_once(h: torch.Tensor) -> torch.Tensor:
     return h
 
 
+class _Packed:
+    """Where the packed real tokens ([n, d], row-major over the [B, T] grid) sit in the padded grid.
+
+    Rows with ``len_seq == 0`` keep one (zero-embedded) token at position 0, so their state is
+    the finite output of a padding-only input.
+    """
+
+    def __init__(self, seq_len: torch.Tensor, width: int) -> None:
+        lens = seq_len.clamp(min=1, max=width)
+        self.batch, self.width = seq_len.shape[0], width
+        self.rows = real_positions(lens, width).view(-1).nonzero().squeeze(1)  # [n] flat b * T + t
+        self.last = lens.cumsum(0) - 1  # [B] packed index of each row's last token
+        last_pos = (lens - 1).view(-1, 1, 1, 1)
+        self.last_mask = torch.arange(width, device=seq_len.device).view(1, 1, 1, -1) <= last_pos  # [B,1,1,T]
+
+    def pack(self, grid: torch.Tensor) -> torch.Tensor:  # [B, T, d] -> [n, d]
+        return grid.reshape(self.batch * self.width, -1).index_select(0, self.rows)
+
+    def unpack(self, tokens: torch.Tensor) -> torch.Tensor:  # [n, d] -> [B, T, d], zeros at padding
+        grid = tokens.new_zeros(self.batch * self.width, tokens.shape[1]).index_copy(0, self.rows, tokens)
+        return grid.view(self.batch, self.width, -1)
+
+
 class _Block(nn.Module):
     """Pre-LN transformer block: causal self-attention + point-wise FFN (d -> d -> d, ReLU)."""
 
@@ -82,8 +108,6 @@ class _Block(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.attn_norm = nn.LayerNorm(d)
-        # separate Q/K/V (not one fused [3d, d] matmul): the fused version's split() costs a large
-        # strided cat in backward, and the last block needs Q at one position only
         self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.attn_out = nn.Linear(d, d)
         self.attn_drop = FastDropout(dropout)  # on the attention probabilities, as in SASRec
@@ -114,23 +138,20 @@ class _Block(nn.Module):
         p = drop.p if drop.training else 0.0
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=mask is None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """All positions: [B, T, d] -> [B, T, d]."""
+    def forward(self, x: torch.Tensor, packed: _Packed) -> torch.Tensor:
+        """Packed real tokens [n, d] -> [n, d]."""
         h = _autocast_once(self.attn_norm(x))
-        a = self._attend(self._heads(self.query(h)), self._heads(self.key(h)), self._heads(self.value(h)), None)
-        x = x + self.attn_out(self._merge(a))
+        q, k, v = (self._heads(packed.unpack(f(h))) for f in (self.query, self.key, self.value))
+        x = x + self.attn_out(packed.pack(self._merge(self._attend(q, k, v, None))))
         return x + self.ffn(self.ffn_norm(x))
 
-    def forward_last(self, x: torch.Tensor, seq_len: torch.Tensor) -> torch.Tensor:
-        """Only the output at ``len_seq - 1`` (0 for empty histories): [B, T, d] -> [B, d]."""
-        b, t, d = x.shape
+    def forward_last(self, x: torch.Tensor, packed: _Packed) -> torch.Tensor:
+        """Packed tokens [n, d] -> [B, d], the output at each row's last position only."""
         h = _autocast_once(self.attn_norm(x))
-        k, v = self._heads(self.key(h)), self._heads(self.value(h))  # keys/values for every position
-        q = self._heads(self.query(gather_last(h, seq_len)).unsqueeze(1))  # query at len_seq - 1 only
-        last = (seq_len.clamp(min=1, max=t) - 1).view(b, 1, 1, 1)
-        causal = torch.arange(t, device=x.device).view(1, 1, 1, t) <= last  # [B, 1, 1, T]
-        a = self._attend(q, k, v, causal)  # [B, H, 1, d/H]
-        x_last = gather_last(x, seq_len) + self.attn_out(self._merge(a).squeeze(1))
+        k, v = self._heads(packed.unpack(self.key(h))), self._heads(packed.unpack(self.value(h)))
+        q = self._heads(self.query(h.index_select(0, packed.last)).unsqueeze(1))  # [B, H, 1, d/H]
+        a = self._merge(self._attend(q, k, v, packed.last_mask)).squeeze(1)
+        x_last = x.index_select(0, packed.last) + self.attn_out(a)
         return x_last + self.ffn(self.ffn_norm(x_last))
 
 
@@ -175,11 +196,15 @@ class SASRec(SequentialRecommender):
                 f"history length {t} exceeds student.max_seq_len={self.max_seq_len}; "
                 "set student.max_seq_len to dataset.max_seq_len"
             )
-        x = self.embed_items(seq) * self.emb_scale + self.position_embedding.weight[:t]
-        # positions >= len_seq -> 0 (by position, not by id: len_seq is the source of truth)
-        x = self.emb_dropout(x) * real_positions(seq_len, t).unsqueeze(-1).to(x.dtype)
+        packed = _Packed(seq_len, t)
+        ids = seq.reshape(-1).index_select(0, packed.rows)  # embed real tokens only
+        pos = packed.rows % t
+        x = self.embed_items(ids) * self.emb_scale + self.position_embedding(pos)
+        # the placeholder token of a len_seq == 0 row is padding: zero it (by position, not by id)
+        is_real = pos < seq_len.index_select(0, packed.rows // t)
+        x = self.emb_dropout(x * is_real.unsqueeze(-1).to(x.dtype))
         if not self.blocks:
-            return self.final_norm(gather_last(x, seq_len))
+            return self.final_norm(x.index_select(0, packed.last))
         for block in self.blocks[:-1]:
-            x = block(x)
-        return self.final_norm(self.blocks[-1].forward_last(x, seq_len))
+            x = block(x, packed)
+        return self.final_norm(self.blocks[-1].forward_last(x, packed))

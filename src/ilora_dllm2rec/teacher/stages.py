@@ -115,4 +115,4 @@ def run_export_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | No
         update_json(run.time_json, {"distill_teacher_export_time": round(elapsed, 3)})
         slog.info("teacher export: %d rows x top %d, embeddings %s, %.1f s -> %s", ranks.shape[0], top_n,
                   tuple(embeddings.shape), elapsed, run.teacher_outputs)
-    return manifest
+    return read_manifest(run.teacher_outputs)

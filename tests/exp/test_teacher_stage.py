@@ -1,0 +1,133 @@
+"""Teacher stage: export order and sharding, and the teacher's bad-input errors (in-process, fast)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import open_dict
+
+from ilora_dllm2rec.core.config import with_train_preset
+from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
+from ilora_dllm2rec.core.run_logging import RunDir
+from ilora_dllm2rec.data import prepare_data
+from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs
+from ilora_dllm2rec.student.train import run_baseline_stage
+from ilora_dllm2rec.teacher.export import predict_top_n
+from ilora_dllm2rec.teacher.id_teacher import load_id_teacher
+from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
+
+
+@pytest.fixture
+def baseline_run(tiny_cfg, tmp_path):
+    cfg = tiny_cfg()
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    run = RunDir(tmp_path / "result" / "result_19990101_000000")
+    result = run_baseline_stage(cfg, run, data)
+    return cfg, data, run, result
+
+
+def teacher_cfg(tiny_cfg, tmp_path, extra=()):
+    cfg = tiny_cfg("run_teacher", [f"teacher.llm_path=tiny:{tmp_path / 'tinyllm'}", "teacher.num_epochs=1",
+                                   "teacher.max_train_samples=16", "teacher.max_eval_samples=8",
+                                   "teacher.max_prompt_tokens=48", *extra])
+    return cfg
+
+
+def test_export_rows_follow_training_order_and_manifest(tiny_cfg, tmp_path, baseline_run):
+    _, data, _, _ = baseline_run
+    cfg = tiny_cfg("run_teacher", ["teacher=sasrec", "teacher.num_epochs=1", "teacher.model.hidden_size=16",
+                                   "train.precision=32-true",
+                                   "teacher.model.emb_size=16"])
+    run = RunDir(tmp_path / "result" / "result_20000101_000000")
+    train_teacher(cfg, run, data)
+    manifest = run_export_stage(cfg, run, data)
+    assert manifest["train_order_fingerprint"] == data.train.order_fingerprint()
+    assert manifest["num_rows"] == len(data.train) and manifest["top_n"] == 20
+    outputs = load_teacher_outputs(run.teacher_outputs, num_items=data.num_items, train_samples=data.train,
+                                   data_fingerprint=data.fingerprint, candidate_topk=20)
+    teacher = load_id_teacher(run.root / "models" / "teacher" / "best.ckpt")
+    with torch.no_grad():
+        scores = teacher.score(torch.from_numpy(data.train.seq).long(), torch.from_numpy(data.train.len_seq).long())
+    expected_top1 = scores.argmax(dim=1)
+    assert torch.equal(outputs.ranks[:, 0], expected_top1)
+    expected_dist = -torch.log_softmax(scores, dim=1).gather(1, expected_top1[:, None]).squeeze(1)
+    assert torch.allclose(outputs.confidences[:, 0], expected_dist, atol=1e-4)
+    assert torch.all(outputs.confidences[:, 1:] >= outputs.confidences[:, :-1] - 1e-6)  # best first
+    assert outputs.item_embeddings.shape == (data.num_items, 16)
+    assert json.loads((run.time_json).read_text())["distill_teacher_export_time"] > 0
+
+
+def test_export_sharded_over_two_processes_matches_single(tiny_cfg, tmp_path, baseline_run):
+    """Lightning ddp_spawn with 2 CPU processes: rows are sharded, then merged back in order."""
+    cfg, data, run, result = baseline_run
+    teacher = load_id_teacher(result["best_checkpoint"])
+    single = predict_top_n(teacher, data.train, top_n=10, batch_size=64, train_cfg=cfg.train,
+                           shard_dir=tmp_path / "shards1")
+    ddp_cfg = cfg.train.copy()
+    with open_dict(ddp_cfg):
+        ddp_cfg.accelerator, ddp_cfg.devices, ddp_cfg.strategy = "cpu", 2, "ddp_spawn"
+    sharded = predict_top_n(teacher, data.train, top_n=10, batch_size=64, train_cfg=ddp_cfg,
+                            shard_dir=tmp_path / "shards2")
+    assert np.array_equal(single[0], sharded[0])
+    assert np.allclose(single[1], sharded[1], atol=1e-5)
+
+
+def test_teacher_trains_its_own_baseline_and_exports(tiny_cfg, tmp_path):
+    cfg = teacher_cfg(tiny_cfg, tmp_path)
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    run = RunDir(tmp_path / "result" / "result_20000101_000000")
+    result = train_teacher(cfg, run, data, [])
+    assert (run.root / "models" / "baseline" / "manifest.json").is_file()  # trained first: none existed
+    assert result["parameters"]["trainable"] < result["parameters"]["total"]
+    ckpt = torch.load(run.root / "models" / "teacher" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert all(k.startswith("model.") for k in ckpt["state_dict"])
+    assert not any(".base_layer." in k or "embed_tokens" in k for k in ckpt["state_dict"])  # adapters only
+    assert ckpt["teacher_meta"]["num_items"] == data.num_items
+    manifest = run_export_stage(cfg, run, data)
+    assert manifest["num_rows"] == len(data.train)
+    assert manifest["hidden_size"] == 32  # D of the tiny LLM, read from the model
+
+
+def test_missing_student_checkpoint(tiny_cfg, tmp_path):
+    cfg = teacher_cfg(tiny_cfg, tmp_path, [f"teacher.rec_model_checkpoint_path={tmp_path / 'none.ckpt'}"])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    with pytest.raises(ArtifactError, match="not found"):
+        train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+
+
+def test_mismatched_student_checkpoint(tiny_cfg, tmp_path, baseline_run):
+    _, _, _, result = baseline_run
+    cfg = teacher_cfg(tiny_cfg, tmp_path, [f"teacher.rec_model_checkpoint_path={result['best_checkpoint']}",
+                                           "dataset.synthetic.num_items=38"])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    with pytest.raises(ArtifactError, match="num_items"):
+        train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["teacher.num_experts=3"], "num_experts"),
+        (["teacher.target_modules=[q_proj,not_a_layer]"], "q_proj"),
+        (["teacher.llm_path=/no/such/model/folder"], "/no/such/model/folder"),
+        (["teacher.distill_loss_type=bogus"], "distill_loss_type"),
+    ],
+)
+def test_teacher_config_errors(tiny_cfg, tmp_path, baseline_run, extra, match):
+    _, _, _, result = baseline_run
+    cfg = teacher_cfg(tiny_cfg, tmp_path, [f"teacher.rec_model_checkpoint_path={result['best_checkpoint']}", *extra])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    with pytest.raises((ConfigError, ArtifactError), match=match):
+        train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+
+
+def test_train_preset_switch_keeps_command_line_train_overrides(tiny_cfg):
+    cfg = tiny_cfg()
+    teacher = with_train_preset(cfg, "teacher", ["train.accelerator=cpu", "student.hidden_size=8"])
+    assert teacher.train.name == "teacher" and teacher.train.accelerator == "cpu"
+    assert teacher.train.batch_size == cfg.teacher.batch_size
+    with pytest.raises(ConfigError, match="train.bogus"):
+        with_train_preset(cfg, "teacher", ["train.bogus=1"])
