@@ -140,7 +140,6 @@ ilora_hydra_value() {
     if [[ $value =~ ^[A-Za-z0-9_./:@+~-]+$ ]]; then
         printf '%s' "$value"
     else
-        value=${value//\\/\\\\}
         value=${value//\'/\\\'}
         printf "'%s'" "$value"
     fi

@@ -179,3 +179,12 @@ def test_bf16_autocast_trains(name: str, batch) -> None:
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         low = model(seq, lens).float()
     assert torch.allclose(low, model(seq, lens), atol=0.1)
+
+
+@pytest.mark.parametrize("num_blocks", [0, 1, 3])
+def test_sasrec_block_counts(num_blocks: int, batch) -> None:
+    model = _model("sasrec", num_blocks=num_blocks)
+    seq, lens = batch
+    assert len(model.blocks) == num_blocks
+    state = model.encode(seq, lens)
+    assert state.shape == (6, D) and torch.isfinite(state).all()

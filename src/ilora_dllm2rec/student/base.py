@@ -58,7 +58,7 @@ class SequentialRecommender(nn.Module):
         self.ed_weight = float(ed_weight)
 
     def embed_items(self, seq: torch.Tensor) -> torch.Tensor:
-        """[B, L] ids -> [B, L, d] input embeddings (plus projected LLM embeddings when attached)."""
+        """ids of any shape ([B, L] or packed [n]) -> [..., d] input embeddings (+ projected LLM ones)."""
         emb = self.item_embedding(seq)
         if self.llm_item_embeddings is not None and self.llm_projection is not None:
             is_item = seq != self.pad_id

@@ -1,0 +1,89 @@
+"""Distillation stage: discovery of teacher outputs, selection at training time, init from baseline, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ilora_dllm2rec.core.errors import ArtifactError
+from ilora_dllm2rec.core.run_logging import RunDir
+from ilora_dllm2rec.data import prepare_data
+from ilora_dllm2rec.distill.train import run_distill_stage
+from ilora_dllm2rec.student.train import run_baseline_stage
+from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
+
+from .helpers import run_entry, tiny_overrides
+
+
+@pytest.fixture
+def exported(tiny_cfg, tmp_path):
+    """A baseline run and a teacher run (ID teacher) with its export, like two earlier runs on disk."""
+    cfg = tiny_cfg()
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    run_baseline_stage(cfg, RunDir(tmp_path / "result" / "result_20000101_000000"), data)
+    tcfg = tiny_cfg("run_teacher", ["teacher=sasrec", "teacher.num_epochs=1", "teacher.model.hidden_size=16",
+                                    "teacher.model.emb_size=16"])
+    trun = RunDir(tmp_path / "result" / "result_20000101_000001")
+    train_teacher(tcfg, trun, data)
+    run_export_stage(tcfg, trun, data)
+    return data, trun
+
+
+def distill_cfg(tiny_cfg, extra=()):
+    return tiny_cfg("run_distill", ["distill.num_epochs=2", *extra])
+
+
+def test_distill_discovers_newest_export(tiny_cfg, tmp_path, exported):
+    data, trun = exported
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    result = run_distill_stage(distill_cfg(tiny_cfg), run, data)
+    assert result["teacher_outputs"] == str(trun.teacher_outputs)
+    assert result["kd_samples"] == len(data.train)
+    saved = json.loads(run.metrics("eval_distill.json").read_text())
+    assert saved["test"] == result["test"]
+    assert "distill_student_train_time" in run.timings()
+
+
+def test_random_policy_limits_kd_rows(tiny_cfg, tmp_path, exported):
+    data, _ = exported
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    result = run_distill_stage(distill_cfg(tiny_cfg, ["active=random", "active.budget_ratio=0.25"]), run, data)
+    assert result["kd_samples"] == int(np.floor(0.25 * len(data.train) + 0.5))
+
+
+def test_uncertainty_policy_uses_the_baseline(tiny_cfg, tmp_path, exported):
+    data, _ = exported
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    result = run_distill_stage(distill_cfg(tiny_cfg, ["active=uncertainty", "active.budget_ratio=0.5"]), run, data)
+    assert result["kd_samples"] == int(np.floor(0.5 * len(data.train) + 0.5))
+
+
+def test_init_from_baseline_and_no_embedding_distillation(tiny_cfg, tmp_path, exported):
+    data, _ = exported
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    cfg = distill_cfg(tiny_cfg, ["distill.init_from_baseline=true", "distill.use_embedding_distill=false"])
+    result = run_distill_stage(cfg, run, data)
+    assert result["best_epoch"] >= 0
+    assert "initialised from baseline" in (run.root / "logs" / "train_distill.log").read_text()
+
+
+def test_no_export_anywhere_is_a_clear_error(tiny_cfg, tmp_path):
+    cfg = distill_cfg(tiny_cfg)
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    with pytest.raises(ArtifactError, match="run run-teacher first"):
+        run_distill_stage(cfg, RunDir(tmp_path / "result" / "result_20000101_000002"), data)
+
+
+def test_run_distill_rejects_misaligned_teacher_outputs(tmp_path, exported):
+    """Teacher rows that do not line up with the training samples: exit 2, both sides named."""
+    data, trun = exported
+    ranks = trun.teacher_outputs / "myrank_train.txt"
+    lines = ranks.read_text().splitlines()
+    ranks.write_text("\n".join(lines[:-1]) + "\n")  # one row short
+    overrides = tiny_overrides(tmp_path, "20000101_000003") + [f"distill.teacher_outputs_dir={trun.teacher_outputs}"]
+    proc = run_entry("run_distill", overrides, tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = [x for x in proc.stderr.splitlines() if x.startswith("error:")][0]
+    assert str(len(data.train)) in line and str(len(data.train) - 1) in line
