@@ -1,14 +1,17 @@
 """Teacher LLM speed on this machine: forward (hidden states only) and one MoE-LoRA training step.
 
-    PYTHONPATH=src python bench/bench_teacher_llm.py [--cache-dir data/models] [--batch 8] [--tokens 128]
+    PYTHONPATH=src python bench/bench_teacher_llm.py [--cache-dir data/models] [--batch 8] [--tokens 128] [--rounds 4]
 
 Uses the embedded SmolLM2-135M-Instruct (prepare it first: python -m ilora_dllm2rec.teacher.prepare_llm) and
-MovieLens-like titles; prints samples/s per dtype and the training step time. Not part of the test run.
+MovieLens-like titles; prints samples/s per dtype / attention and the training step time (MoE-LoRA on q,k,v,o,
+forward + backward + AdamW). Configurations are timed interleaved and the minimum is reported, because this
+machine is shared. Not part of the test run.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from ilora_dllm2rec.student.base import SequentialRecommender
 from ilora_dllm2rec.teacher.ilora_model import ILoRAModel
 from ilora_dllm2rec.teacher.imitation import LambdaSchedule, teacher_loss
 from ilora_dllm2rec.teacher.llm import load_llm
+from ilora_dllm2rec.teacher.moe_lora import moelora_layers
 
 
 class _MeanStudent(SequentialRecommender):
@@ -36,18 +40,13 @@ def _titles(n: int) -> list[str]:
     return [f"The {words[i % 12]} of {words[(i // 12) % 12]} {i} ({1950 + i % 50})" for i in range(n)]
 
 
-def _timeit(fn, repeats: int) -> float:
-    """Minimum over repeats (after a warm-up): the least disturbed by other processes on a shared machine."""
+def _time_once(fn) -> float:
+    t = time.perf_counter()
     fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    return time.perf_counter() - t
 
 
-def bench(dtype: str, cache_dir: Path, batch: int, tokens: int, repeats: int, attn: str, dropout: float) -> None:
+def _setup(dtype: str, attn: str, cache_dir: Path, batch: int, tokens: int) -> dict:
     n = 500
     torch.manual_seed(0)
     seq, len_seq = torch.randint(0, n, (batch, 50)), torch.full((batch,), 50)
@@ -56,26 +55,27 @@ def bench(dtype: str, cache_dir: Path, batch: int, tokens: int, repeats: int, at
         "embedded:smollm2-135m-instruct", dtype=dtype, attn_implementation=attn, model_cache_dir=cache_dir,
         allow_download=False,
     )  # fmt: skip
-    model = ILoRAModel(
-        llm, tok, _MeanStudent(n), _titles(n), max_prompt_tokens=tokens, max_history_items=50, lora_dropout=dropout
-    )
-    t_len = model.prompts.build(seq, len_seq)["input_ids"].shape[1]
-    model.eval()
-    with torch.no_grad():
-        fwd = _timeit(lambda: model(seq, len_seq), repeats)
-    print(f"{dtype}: prompt length {t_len} tokens; forward {fwd:.3f} s/batch = {batch / fwd:.1f} samples/s")
+    model = ILoRAModel(llm, tok, _MeanStudent(n), _titles(n), max_prompt_tokens=tokens, max_history_items=50)
     opt = torch.optim.AdamW(model.parameter_groups(1e-4))
     sched = LambdaSchedule(1.0, 0.0, "linear", 100)
-    model.train()
 
-    def step() -> None:
+    @torch.no_grad()
+    def forward() -> None:
+        model.eval()
+        model(seq, len_seq)
+
+    def train_step(dropout: float) -> None:
+        for layer in moelora_layers(model.llm):
+            if isinstance(layer.dropout, nn.Dropout):
+                layer.dropout.p = dropout
+        model.train()
         out = model(seq, len_seq)
         teacher_loss(out["scores"], target, out["q_u"], out["z_u"], 0, schedule=sched)["loss"].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    tr = _timeit(step, repeats)
-    print(f"{dtype}: training step (forward+backward+AdamW, MoE-LoRA q,k,v,o) {tr:.3f} s = {batch / tr:.1f} samples/s")
+    t_len = model.prompts.build(seq, len_seq)["input_ids"].shape[1]
+    return {"forward": forward, "train": train_step, "tokens": t_len}
 
 
 def main() -> None:
@@ -83,17 +83,29 @@ def main() -> None:
     ap.add_argument("--cache-dir", default="data/models")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--dtypes", default="bf16,fp32")
-    ap.add_argument("--attn", default="sdpa")
-    ap.add_argument("--lora-dropout", type=float, default=0.1)
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds; the minimum over rounds is reported")
+    ap.add_argument("--configs", default="bf16/sdpa,bf16/eager,fp32/sdpa", help="dtype/attn pairs")
+    ap.add_argument("--train-dtypes", default="bf16", help="dtypes whose training step is timed")
     args = ap.parse_args()
-    print(
-        f"torch threads={torch.get_num_threads()}, batch={args.batch}, max_prompt_tokens={args.tokens}, "
-        f"attn={args.attn}, lora_dropout={args.lora_dropout}"
-    )
-    for dtype in args.dtypes.split(","):
-        bench(dtype, Path(args.cache_dir), args.batch, args.tokens, args.repeats, args.attn, args.lora_dropout)
+    b = args.batch
+    print(f"torch threads={torch.get_num_threads()}, batch={b}, max_prompt_tokens={args.tokens}")
+    setups = {c: _setup(*c.split("/"), Path(args.cache_dir), b, args.tokens) for c in args.configs.split(",")}
+    jobs = {}
+    for c, s in setups.items():
+        jobs[f"{c} forward (hidden states, no grad)"] = s["forward"]
+        if c.split("/")[0] in args.train_dtypes.split(","):
+            for p in (0.1, 0.0):
+                jobs[f"{c} train step, lora_dropout={p}"] = lambda s=s, p=p: s["train"](p)
+    for fn in jobs.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in jobs}
+    for _ in range(args.rounds):  # interleaved: a burst of load from other processes hits all configs alike
+        for k, fn in jobs.items():
+            times[k].append(_time_once(fn))
+    print(f"prompt length {next(iter(setups.values()))['tokens']} tokens")
+    for k, ts in times.items():
+        best, med = min(ts), statistics.median(ts)
+        print(f"{k:55s} min {best:6.3f} s ({b / best:5.1f} samples/s)   median {med:6.3f} s")
 
 
 if __name__ == "__main__":

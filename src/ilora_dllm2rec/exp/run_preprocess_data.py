@@ -10,7 +10,6 @@ import logging
 from omegaconf import DictConfig
 
 from ..core.run_logging import RunDir, stage_log_file
-from ..data import prepare_data, write_split_csv
 from .common import hydra_entry, mark_stage_complete
 
 log = logging.getLogger(__name__)
@@ -18,6 +17,8 @@ log = logging.getLogger(__name__)
 
 @hydra_entry("config")
 def main(cfg: DictConfig, run: RunDir) -> None:
+    from ..data import prepare_data, write_split_csv
+
     with stage_log_file(run, "preprocess") as slog:
         data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
         slog.info("prepared %s", data.summary())

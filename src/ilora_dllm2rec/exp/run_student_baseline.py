@@ -5,13 +5,15 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from ..core.run_logging import RunDir
-from ..data import prepare_data
-from ..student.train import run_baseline_stage
 from .common import hydra_entry, mark_stage_complete
 
 
 @hydra_entry("config")
 def main(cfg: DictConfig, run: RunDir) -> None:
+    # heavy imports inside: a config error is reported before torch/Lightning load
+    from ..data import prepare_data
+    from ..student.train import run_baseline_stage
+
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     result = run_baseline_stage(cfg, run, data)
     mark_stage_complete(run, "baseline", {"test_ndcg@10": result["test"].get("ndcg@10")})

@@ -39,16 +39,16 @@ def sample_negatives(
     def draw(shape: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(0, num_items, shape, generator=generator, device=target.device)
 
-    def rejected(neg: torch.Tensor, rows: torch.Tensor | slice) -> torch.Tensor:
-        return (forbidden[rows].unsqueeze(-1) == neg.unsqueeze(1)).any(dim=1)
+    def rejected(neg: torch.Tensor) -> torch.Tensor:  # [B, n_neg]: drawn item is in the history or the target
+        return (forbidden.unsqueeze(-1) == neg.unsqueeze(1)).any(dim=1)
 
     neg = draw((b, n_neg))
-    bad = rejected(neg, slice(None))
+    bad = rejected(neg)
     for _ in range(_REJECTION_ROUNDS):
         if not bool(bad.any()):
             return neg
-        neg = torch.where(bad, draw((b, n_neg)), neg)
-        bad = bad & rejected(neg, slice(None))
+        neg = torch.where(bad, draw((b, n_neg)), neg)  # only rejected entries take the new draw
+        bad = bad & rejected(neg)
     if not bool(bad.any()):
         return neg
     rows = bad.any(dim=1).nonzero().squeeze(1)

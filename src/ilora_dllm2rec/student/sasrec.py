@@ -97,7 +97,7 @@ class _Packed:
         return grid.reshape(self.batch * self.width, -1).index_select(0, self.rows)
 
     def unpack(self, tokens: torch.Tensor) -> torch.Tensor:  # [n, d] -> [B, T, d], zeros at padding
-        grid = tokens.new_zeros(self.batch * self.width, tokens.shape[1]).index_copy(0, self.rows, tokens)
+        grid = tokens.new_zeros(self.batch * self.width, tokens.shape[1]).index_copy_(0, self.rows, tokens)
         return grid.view(self.batch, self.width, -1)
 
 

@@ -1,0 +1,347 @@
+"""Student baselines on the real MovieLens-100K (leave-one-out, full ranking, max_seq_len 50).
+
+    PYTHONPATH=src python bench/bench_students.py [--data-dir DIR] [--epochs 200] [--models a,b,...] [--quick]
+
+Rows: popularity and Markov-chain sanity checks, then SASRec (ce), SASRec (dros = bce + DRO), GRU4Rec and
+Caser, each trained through the platform's library code (the real Hydra config from conf/ with overrides,
+``run_baseline_stage``: early stopping and best-epoch selection on validation only) and evaluated with the
+platform's evaluator. Each row runs in its own child process, so its peak RSS and wall time are its own.
+A throughput section times SASRec training steps (Lightning module, fp32 and bf16 autocast) against a plain
+PyTorch reference loop on the same model, in the same run. Prints Markdown tables and the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench_common import (
+    base_overrides,
+    check_data_dir,
+    command_line,
+    compose_cfg,
+    default_data_dir,
+    fmt,
+    loadavg,
+    markdown_table,
+    quiet,
+    run_worker,
+    write_worker_result,
+)
+
+SIMPLE = ("popularity", "markov1", "markov3")
+TRAINED = {  # row -> config overrides on top of the ml-100k defaults
+    "sasrec": ["student=sasrec", "student.loss=ce"],
+    "sasrec_dros": ["student=sasrec", "student.loss=dros"],
+    "gru4rec": ["student=gru4rec"],
+    "caser": ["student=caser"],
+    "sasrec_bf16": ["student=sasrec", "student.loss=ce", "train.precision=bf16-mixed"],
+}
+LABELS = {
+    "popularity": "popularity",
+    "markov1": "Markov, first order",
+    "markov3": "Markov, third order (sum of 1st)",
+    "sasrec": "SASRec (ce)",
+    "sasrec_dros": "SASRec (dros = bce + DRO)",
+    "gru4rec": "GRU4Rec (ce)",
+    "caser": "Caser (ce)",
+    "sasrec_bf16": "SASRec (ce), bf16-mixed",
+}
+DEFAULT_MODELS = "popularity,markov1,markov3,sasrec,sasrec_dros,gru4rec,caser,sasrec_bf16,throughput"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="MovieLens-100K folder (u.data, u.item)")
+    p.add_argument("--epochs", type=int, default=200, help="max epochs (early stopping: train.patience)")
+    p.add_argument("--patience", type=int, default=None, help="override train.patience (default: the config's)")
+    p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma list of rows (default {DEFAULT_MODELS})")
+    p.add_argument("--override", action="append", default=[], help="extra Hydra override for every trained row")
+    p.add_argument("--quick", action="store_true", help="smoke test: 2 epochs, few timed steps")
+    p.add_argument("--steps", type=int, default=150, help="timed steps per throughput measurement")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the throughput configs (best kept)")
+    p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one, deleted)")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.quick:
+        args.epochs, args.steps, args.rounds = min(args.epochs, 2), min(args.steps, 15), 1
+    args.data_dir = args.data_dir.resolve()
+    return args
+
+
+def worker_args(args: argparse.Namespace, work: Path) -> list[str]:
+    out = [
+        "--data-dir",
+        str(args.data_dir),
+        "--epochs",
+        str(args.epochs),
+        "--steps",
+        str(args.steps),
+        "--rounds",
+        str(args.rounds),
+        "--work-dir",
+        str(work),
+    ]
+    if args.patience is not None:
+        out += ["--patience", str(args.patience)]
+    for o in args.override:
+        out += ["--override", o]
+    return out
+
+
+# -- workers (child processes) ---------------------------------------------------------------------------------
+
+
+def row_config(args: argparse.Namespace, row: str):
+    overrides = base_overrides(args.data_dir, args.work_dir) + TRAINED.get(row, ["student=sasrec"])
+    overrides.append(f"student.num_epochs={args.epochs}")
+    if args.patience is not None:
+        overrides.append(f"train.patience={args.patience}")
+    return compose_cfg(overrides + list(args.override))
+
+
+def student_module(cfg, data):
+    from omegaconf import OmegaConf
+
+    from ilora_dllm2rec.student.lit_module import StudentLitModule
+
+    return StudentLitModule(
+        OmegaConf.to_container(cfg.student, resolve=True),
+        data.num_items,
+        lr=float(cfg.train.lr),
+        weight_decay=float(cfg.train.weight_decay),
+        ks=list(cfg.metrics.ks),
+        target_counts=data.train_target_counts().tolist(),
+        seed=int(cfg.general.seed),
+    )
+
+
+def steady_state(cfg, data, precision: str, steps: int, warmup: int = 10):
+    """Samples/s of N training steps of the platform's Lightning module (fwd + bwd + Adam), batch from cfg."""
+    import torch
+
+    from bench_common import cycle, module_step_fn, time_steps
+    from ilora_dllm2rec.data import build_dataloader
+
+    torch.manual_seed(0)
+    step = module_step_fn(student_module(cfg, data), precision)
+    loader = build_dataloader(data.train, int(cfg.train.batch_size), shuffle=True, seed=0)
+    return lambda: time_steps(step, cycle(loader), warmup, steps)
+
+
+def eval_speed(model, data, batch_size: int, repeats: int = 5) -> float:
+    from ilora_dllm2rec.student.evaluator import evaluate_model
+
+    evaluate_model(model, data.test, batch_size=batch_size)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        evaluate_model(model, data.test, batch_size=batch_size)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def worker_trained(args: argparse.Namespace, row: str) -> dict:
+    import torch
+
+    from ilora_dllm2rec.core.run_logging import RunDir
+    from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.student.train import load_student_checkpoint, run_baseline_stage
+
+    cfg = row_config(args, row)
+    start = time.perf_counter()
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    run = RunDir(args.work_dir / f"run_{row}")
+    payload = run_baseline_stage(cfg, run, data)
+    wall = time.perf_counter() - start
+    train_s = float(run.timings()["student_baseline_train_time"])
+    last = torch.load(run.root / "models" / "baseline" / "last.ckpt", map_location="cpu", weights_only=False)
+    epochs_run = int(last["epoch"]) + 1
+    model, _ = load_student_checkpoint(payload["best_checkpoint"])
+    eval_s = eval_speed(model, data, int(cfg.train.eval_batch_size))
+    steady = steady_state(cfg, data, str(cfg.train.precision), args.steps)()
+    return {
+        "row": row,
+        "test": payload["test"],
+        "val": payload["val"],
+        "best_epoch": payload["best_epoch"] + 1,
+        "epochs_run": epochs_run,
+        "train_s": train_s,
+        "wall_s": wall,
+        "train_samples_per_s": len(data.train) * epochs_run / train_s,
+        "steady_samples_per_s": steady["samples_per_s"],
+        "eval_s": eval_s,
+        "eval_users_per_s": len(data.test) / eval_s,
+        "num_train": len(data.train),
+    }
+
+
+def worker_simple(args: argparse.Namespace, row: str) -> dict:
+    from ilora_dllm2rec.data import prepare_data
+    from simple_baselines import evaluate_simple
+
+    cfg = row_config(args, "sasrec")
+    start = time.perf_counter()
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    result = evaluate_simple(data, row, int(cfg.train.eval_batch_size))
+    return {"row": row, **result, "wall_s": time.perf_counter() - start}
+
+
+def worker_throughput(args: argparse.Namespace) -> dict:
+    """SASRec training throughput, configurations interleaved over rounds (best round kept: shared machine)."""
+    import torch
+
+    from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.student.factory import build_student
+    from reference_loops import TextbookSASRec, plain_loop_throughput
+
+    cfg = row_config(args, "sasrec")
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    s, bs, lr, warm = cfg.student, int(cfg.train.batch_size), float(cfg.train.lr), 10
+    torch.manual_seed(0)
+    same_model = build_student(s, data.num_items)
+    textbook = TextbookSASRec(
+        data.num_items, int(s.hidden_size), int(s.max_seq_len), int(s.num_blocks), int(s.num_heads), float(s.dropout)
+    )
+    configs = {
+        "module_fp32": steady_state(cfg, data, "32-true", args.steps, warm),
+        "module_bf16": steady_state(cfg, data, "bf16-mixed", args.steps, warm),
+        "plain_same_model": lambda: plain_loop_throughput(
+            same_model, data.train, batch_size=bs, lr=lr, warmup=warm, steps=args.steps
+        ),
+        "plain_textbook": lambda: plain_loop_throughput(
+            textbook, data.train, batch_size=bs, lr=lr, warmup=warm, steps=args.steps
+        ),
+    }
+    best: dict[str, float] = {}
+    per_round: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name, fn in configs.items():
+            rate = fn()["samples_per_s"]
+            per_round[name].append(rate)
+            best[name] = max(best.get(name, 0.0), rate)
+    return {"row": "throughput", "best": best, "rounds": per_round, "batch_size": bs, "steps": args.steps}
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    quiet()
+    row = args.worker
+    if row in SIMPLE:
+        result = worker_simple(args, row)
+    elif row in TRAINED:
+        result = worker_trained(args, row)
+    elif row == "throughput":
+        result = worker_throughput(args)
+    else:
+        raise SystemExit(f"unknown row {row!r}")
+    write_worker_result(args.worker_out, result)
+
+
+# -- parent: run rows, print tables --------------------------------------------------------------------------
+
+
+def main_table(results: dict[str, dict]) -> str:
+    headers = [
+        "model",
+        "test HR@10",
+        "test NDCG@10",
+        "cand_hr@1",
+        "best / run epochs",
+        "train samples/s",
+        "steady samples/s",
+        "eval users/s",
+        "peak RSS MB",
+        "wall s",
+    ]
+    rows = []
+    for row, r in results.items():
+        if row == "throughput":
+            continue
+        t = r["test"]
+        epochs = f"{r['best_epoch']} / {r['epochs_run']}" if "best_epoch" in r else "-"
+        rows.append(
+            [
+                LABELS.get(row, row),
+                fmt(t["hr@10"]),
+                fmt(t["ndcg@10"]),
+                fmt(t.get("cand_hr@1")),
+                epochs,
+                fmt(r.get("train_samples_per_s"), ",.0f"),
+                fmt(r.get("steady_samples_per_s"), ",.0f"),
+                fmt(r["eval_users_per_s"], ",.0f"),
+                fmt(r["peak_rss_mb"], ",.0f"),
+                fmt(r["wall_s"], ".1f"),
+            ]
+        )
+    return markdown_table(headers, rows)
+
+
+def throughput_table(r: dict) -> str:
+    best = r["best"]
+    ref = best["plain_same_model"]
+    names = {
+        "module_fp32": "platform: Lightning module step, 32-true",
+        "module_bf16": "platform: Lightning module step, bf16-mixed (CPU autocast)",
+        "plain_same_model": "plain PyTorch loop, same SASRec (per-sample Dataset + default collate)",
+        "plain_textbook": "plain PyTorch loop, textbook SASRec (nn.MultiheadAttention, padded grid)",
+    }
+    rows = [
+        [label, fmt(best[k], ",.0f"), " / ".join(f"{x:,.0f}" for x in r["rounds"][k]), f"{best[k] / ref:.2f}x"]
+        for k, label in names.items()
+    ]
+    return markdown_table(
+        [
+            f"SASRec training, batch {r['batch_size']}, {r['steps']} timed steps",
+            "samples/s (best)",
+            "per round",
+            "vs plain loop (same model)",
+        ],
+        rows,
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    check_data_dir(args.data_dir)
+    if args.worker:
+        worker_main(args)
+        return
+    rows = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in rows if m not in (*SIMPLE, *TRAINED, "throughput")]
+    if unknown:
+        raise SystemExit(f"unknown --models {unknown}; valid: {', '.join((*SIMPLE, *TRAINED, 'throughput'))}")
+    temp = args.work_dir is None
+    args.work_dir = Path(tempfile.mkdtemp(prefix="bench_students_")) if temp else args.work_dir.resolve()
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    quiet()
+    from ilora_dllm2rec.data import prepare_data
+
+    cfg = row_config(args, "sasrec")
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)  # build the split cache once for all workers
+    print(f"data: {data.summary()}\nload average before: {loadavg()}", flush=True)
+    start = time.perf_counter()
+    results: dict[str, dict] = {}
+    script = Path(__file__).resolve()
+    try:
+        for row in rows:
+            results[row] = run_worker(script, row, worker_args(args, args.work_dir), args.work_dir)
+            r = results[row]
+            brief = r.get("test", {}).get("ndcg@10", r.get("best"))
+            print(f"[{time.perf_counter() - start:7.1f}s] {row}: {brief} (load {r['load_after']})", flush=True)
+    finally:
+        if temp:
+            shutil.rmtree(args.work_dir, ignore_errors=True)
+    print(f"\n{command_line()}\n")
+    print(f"total wall time {time.perf_counter() - start:.0f} s; load average after: {loadavg()}\n")
+    print(main_table(results))
+    if "throughput" in results:
+        print()
+        print(throughput_table(results["throughput"]))
+
+
+if __name__ == "__main__":
+    main()
