@@ -25,6 +25,9 @@ quickstart: setup
 	$(BIN)/run-student-baseline experiment=quickstart
 
 lint: setup
+	@# shellcheck (Debian package) for the cmd/ script tests; best effort without root
+	@command -v shellcheck >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null 2>&1 \
+	  || echo "note: shellcheck unavailable; its tests will skip"
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/python tools/check_lock.py
 
