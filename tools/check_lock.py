@@ -15,8 +15,14 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ("requirements.lock", "requirements-cpu.lock")
 # host names assembled from parts so this file does not contain them itself
-FORBIDDEN_HOSTS = ["pypi" + ".org", "pythonhosted" + ".org", "registry." + "npmjs", "deb." + "debian.org",
-                   "download." + "pytorch.org", "huggingface" + ".co/"]
+FORBIDDEN_HOSTS = [
+    "pypi" + ".org",
+    "pythonhosted" + ".org",
+    "registry." + "npmjs",
+    "deb." + "debian.org",
+    "download." + "pytorch.org",
+    "huggingface" + ".co/",
+]
 
 
 def read_pins(lock: Path) -> dict[str, str]:

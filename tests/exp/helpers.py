@@ -16,7 +16,12 @@ def run_entry(module: str, overrides: list[str], cwd: Path, timeout: int = 300) 
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", f"ilora_dllm2rec.exp.{module}", *overrides],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -23,8 +23,10 @@ def exported(tiny_cfg, tmp_path):
     cfg = tiny_cfg()
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run_baseline_stage(cfg, RunDir(tmp_path / "result" / "result_20000101_000000"), data)
-    tcfg = tiny_cfg("run_teacher", ["teacher=sasrec", "teacher.num_epochs=1", "teacher.model.hidden_size=16",
-                                    "teacher.model.emb_size=16"])
+    tcfg = tiny_cfg(
+        "run_teacher",
+        ["teacher=sasrec", "teacher.num_epochs=1", "teacher.model.hidden_size=16", "teacher.model.emb_size=16"],
+    )
     trun = RunDir(tmp_path / "result" / "result_20000101_000001")
     train_teacher(tcfg, trun, data)
     run_export_stage(tcfg, trun, data)

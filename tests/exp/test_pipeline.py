@@ -7,21 +7,46 @@ import json
 from .helpers import run_entry, tiny_overrides
 
 STAGE_FILES = (
-    "models/baseline/manifest.json", "models/teacher/manifest.json", "models/distill/manifest.json",
-    "teacher_outputs/manifest.json", "teacher_outputs/myrank_train.txt", "teacher_outputs/confidence_train.txt",
-    "teacher_outputs/all_embeddings.pt", "metrics/eval_baseline.json", "metrics/eval_teacher.json",
-    "metrics/eval_distill.json", "metrics/time.json", "all_evaluation_results.json", "report.md",
-    "metrics/eval_all.png", "metrics/eval_all.md", "logs/train_teacher.log", "logs/train_distill.log",
-    "logs/train_student_baseline.log", "manifest.json", "git_info.txt",
+    "models/baseline/manifest.json",
+    "models/teacher/manifest.json",
+    "models/distill/manifest.json",
+    "teacher_outputs/manifest.json",
+    "teacher_outputs/myrank_train.txt",
+    "teacher_outputs/confidence_train.txt",
+    "teacher_outputs/all_embeddings.pt",
+    "metrics/eval_baseline.json",
+    "metrics/eval_teacher.json",
+    "metrics/eval_distill.json",
+    "metrics/time.json",
+    "all_evaluation_results.json",
+    "report.md",
+    "metrics/eval_all.png",
+    "metrics/eval_all.md",
+    "logs/train_teacher.log",
+    "logs/train_distill.log",
+    "logs/train_student_baseline.log",
+    "manifest.json",
+    "git_info.txt",
 )
-TIME_KEYS = {"student_baseline_train_time", "teacher_train_time_total", "distill_teacher_export_time",
-             "distill_student_train_time"}
+TIME_KEYS = {
+    "student_baseline_train_time",
+    "teacher_train_time_total",
+    "distill_teacher_export_time",
+    "distill_student_train_time",
+}
 
 
 def tiny_llm_overrides(tmp_path):
-    return [f"teacher.llm_path=tiny:{tmp_path / 'tinyllm'}", "teacher.max_train_samples=48",
-            "teacher.max_eval_samples=20", "teacher.num_epochs=1", "teacher.batch_size=8",
-            "teacher.max_prompt_tokens=64", "teacher.export.batch_size=64", "distill.num_epochs=2"]
+    return [
+        f"teacher.llm_path=tiny:{tmp_path / 'tinyllm'}",
+        "teacher.max_train_samples=48",
+        "teacher.max_eval_samples=20",
+        "teacher.num_epochs=1",
+        "teacher.batch_size=8",
+        "teacher.max_prompt_tokens=64",
+        "teacher.export.batch_size=64",
+        "distill.num_epochs=2",
+    ]
 
 
 def check_run(run):
@@ -37,8 +62,13 @@ def check_run(run):
 
 
 def test_pipeline_with_id_teacher(tmp_path):
-    overrides = tiny_overrides(tmp_path) + ["teacher=sasrec", "teacher.num_epochs=2", "teacher.model.hidden_size=16",
-                                            "teacher.model.emb_size=16", "distill.num_epochs=2"]
+    overrides = tiny_overrides(tmp_path) + [
+        "teacher=sasrec",
+        "teacher.num_epochs=2",
+        "teacher.model.hidden_size=16",
+        "teacher.model.emb_size=16",
+        "distill.num_epochs=2",
+    ]
     proc = run_entry("run_pipeline", overrides, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     check_run(tmp_path / "result" / "result_run")
@@ -57,15 +87,22 @@ def test_pipeline_with_tiny_llm(tmp_path):
 def test_resume_skips_completed_stages(tmp_path):
     """A run stopped at the distillation stage (bad candidate_topk: one clear error, exit 2) continues in
     place with resume=true: baseline, teacher and export are not repeated."""
-    base = tiny_overrides(tmp_path) + ["teacher=sasrec", "teacher.num_epochs=1", "teacher.model.hidden_size=16",
-                                       "teacher.model.emb_size=16", "distill.num_epochs=1"]
+    base = tiny_overrides(tmp_path) + [
+        "teacher=sasrec",
+        "teacher.num_epochs=1",
+        "teacher.model.hidden_size=16",
+        "teacher.model.emb_size=16",
+        "distill.num_epochs=1",
+    ]
     first = run_entry("run_pipeline", base + ["distill.candidate_topk=50"], tmp_path)
     assert first.returncode == 2, first.stderr[-3000:]
     assert "candidate_topk" in first.stderr
     run = tmp_path / "result" / "result_run"
     assert not (run / "models" / "distill" / "manifest.json").exists()
-    stamps = {rel: (run / rel).stat().st_mtime_ns for rel in
-              ("models/baseline/best.ckpt", "models/teacher/best.ckpt", "teacher_outputs/myrank_train.txt")}
+    stamps = {
+        rel: (run / rel).stat().st_mtime_ns
+        for rel in ("models/baseline/best.ckpt", "models/teacher/best.ckpt", "teacher_outputs/myrank_train.txt")
+    }
     times = json.loads((run / "metrics" / "time.json").read_text())
     second = run_entry("run_pipeline", base + ["resume=true"], tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -15,9 +15,17 @@ def test_baseline_end_to_end_result_folder(tmp_path):
     proc = run_entry("run_student_baseline", tiny_overrides(tmp_path, "20000101_000000"), tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "result" / "result_20000101_000000"
-    for rel in (".hydra/config.yaml", "logs/train_student_baseline.log", "models/baseline/best.ckpt",
-                "models/baseline/last.ckpt", "models/baseline/manifest.json", "metrics/eval_baseline.json",
-                "metrics/time.json", "git_info.txt", "manifest.json"):
+    for rel in (
+        ".hydra/config.yaml",
+        "logs/train_student_baseline.log",
+        "models/baseline/best.ckpt",
+        "models/baseline/last.ckpt",
+        "models/baseline/manifest.json",
+        "metrics/eval_baseline.json",
+        "metrics/time.json",
+        "git_info.txt",
+        "manifest.json",
+    ):
         assert (run / rel).is_file(), rel
     assert any((run / "tb" / "baseline").iterdir())
     metrics = json.loads((run / "metrics" / "eval_baseline.json").read_text())
@@ -30,8 +38,13 @@ def test_baseline_end_to_end_result_folder(tmp_path):
 
 
 def test_override_applies_and_reaches_the_model(tmp_path):
-    overrides = tiny_overrides(tmp_path) + ["student.hidden_size=24", "student.emb_size=24", "student=sasrec",
-                                            "train.batch_size=32", "student.num_epochs=1"]
+    overrides = tiny_overrides(tmp_path) + [
+        "student.hidden_size=24",
+        "student.emb_size=24",
+        "student=sasrec",
+        "train.batch_size=32",
+        "student.num_epochs=1",
+    ]
     proc = run_entry("run_student_baseline", overrides, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "result" / "result_run"

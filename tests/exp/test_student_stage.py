@@ -19,8 +19,15 @@ def _run(cfg, root):
 
 @pytest.mark.parametrize("student", ["sasrec", "gru4rec", "caser"])
 def test_same_seed_same_metrics(tiny_cfg, tmp_path, student):
-    cfg = tiny_cfg(extra=[f"student={student}", "student.hidden_size=16", "student.emb_size=16",
-                          "student.num_epochs=2", "dataset.max_seq_len=10"])
+    cfg = tiny_cfg(
+        extra=[
+            f"student={student}",
+            "student.hidden_size=16",
+            "student.emb_size=16",
+            "student.num_epochs=2",
+            "dataset.max_seq_len=10",
+        ]
+    )
     first, _ = _run(cfg, tmp_path / "result" / "result_a")
     second, _ = _run(cfg, tmp_path / "result" / "result_b")
     assert first["val"] == second["val"] and first["test"] == second["test"]

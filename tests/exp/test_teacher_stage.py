@@ -30,24 +30,44 @@ def baseline_run(tiny_cfg, tmp_path):
 
 
 def teacher_cfg(tiny_cfg, tmp_path, extra=()):
-    cfg = tiny_cfg("run_teacher", [f"teacher.llm_path=tiny:{tmp_path / 'tinyllm'}", "teacher.num_epochs=1",
-                                   "teacher.max_train_samples=16", "teacher.max_eval_samples=8",
-                                   "teacher.max_prompt_tokens=48", *extra])
+    cfg = tiny_cfg(
+        "run_teacher",
+        [
+            f"teacher.llm_path=tiny:{tmp_path / 'tinyllm'}",
+            "teacher.num_epochs=1",
+            "teacher.max_train_samples=16",
+            "teacher.max_eval_samples=8",
+            "teacher.max_prompt_tokens=48",
+            *extra,
+        ],
+    )
     return cfg
 
 
 def test_export_rows_follow_training_order_and_manifest(tiny_cfg, tmp_path, baseline_run):
     _, data, _, _ = baseline_run
-    cfg = tiny_cfg("run_teacher", ["teacher=sasrec", "teacher.num_epochs=1", "teacher.model.hidden_size=16",
-                                   "train.precision=32-true",
-                                   "teacher.model.emb_size=16"])
+    cfg = tiny_cfg(
+        "run_teacher",
+        [
+            "teacher=sasrec",
+            "teacher.num_epochs=1",
+            "teacher.model.hidden_size=16",
+            "train.precision=32-true",
+            "teacher.model.emb_size=16",
+        ],
+    )
     run = RunDir(tmp_path / "result" / "result_20000101_000000")
     train_teacher(cfg, run, data)
     manifest = run_export_stage(cfg, run, data)
     assert manifest["train_order_fingerprint"] == data.train.order_fingerprint()
     assert manifest["num_rows"] == len(data.train) and manifest["top_n"] == 20
-    outputs = load_teacher_outputs(run.teacher_outputs, num_items=data.num_items, train_samples=data.train,
-                                   data_fingerprint=data.fingerprint, candidate_topk=20)
+    outputs = load_teacher_outputs(
+        run.teacher_outputs,
+        num_items=data.num_items,
+        train_samples=data.train,
+        data_fingerprint=data.fingerprint,
+        candidate_topk=20,
+    )
     teacher = load_id_teacher(run.root / "models" / "teacher" / "best.ckpt")
     with torch.no_grad():
         scores = teacher.score(torch.from_numpy(data.train.seq).long(), torch.from_numpy(data.train.len_seq).long())
@@ -64,13 +84,15 @@ def test_export_sharded_over_two_processes_matches_single(tiny_cfg, tmp_path, ba
     """Lightning ddp_spawn with 2 CPU processes: rows are sharded, then merged back in order."""
     cfg, data, run, result = baseline_run
     teacher = load_id_teacher(result["best_checkpoint"])
-    single = predict_top_n(teacher, data.train, top_n=10, batch_size=64, train_cfg=cfg.train,
-                           shard_dir=tmp_path / "shards1")
+    single = predict_top_n(
+        teacher, data.train, top_n=10, batch_size=64, train_cfg=cfg.train, shard_dir=tmp_path / "shards1"
+    )
     ddp_cfg = cfg.train.copy()
     with open_dict(ddp_cfg):
         ddp_cfg.accelerator, ddp_cfg.devices, ddp_cfg.strategy = "cpu", 2, "ddp_spawn"
-    sharded = predict_top_n(teacher, data.train, top_n=10, batch_size=64, train_cfg=ddp_cfg,
-                            shard_dir=tmp_path / "shards2")
+    sharded = predict_top_n(
+        teacher, data.train, top_n=10, batch_size=64, train_cfg=ddp_cfg, shard_dir=tmp_path / "shards2"
+    )
     assert np.array_equal(single[0], sharded[0])
     assert np.allclose(single[1], sharded[1], atol=1e-5)
 
@@ -100,8 +122,11 @@ def test_missing_student_checkpoint(tiny_cfg, tmp_path):
 
 def test_mismatched_student_checkpoint(tiny_cfg, tmp_path, baseline_run):
     _, _, _, result = baseline_run
-    cfg = teacher_cfg(tiny_cfg, tmp_path, [f"teacher.rec_model_checkpoint_path={result['best_checkpoint']}",
-                                           "dataset.synthetic.num_items=38"])
+    cfg = teacher_cfg(
+        tiny_cfg,
+        tmp_path,
+        [f"teacher.rec_model_checkpoint_path={result['best_checkpoint']}", "dataset.synthetic.num_items=38"],
+    )
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     with pytest.raises(ArtifactError, match="num_items"):
         train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
@@ -131,3 +156,9 @@ def test_train_preset_switch_keeps_command_line_train_overrides(tiny_cfg):
     assert teacher.train.batch_size == cfg.teacher.batch_size
     with pytest.raises(ConfigError, match="train.bogus"):
         with_train_preset(cfg, "teacher", ["train.bogus=1"])
+
+
+def test_train_preset_switch_keeps_experiment_values(tiny_cfg):
+    cfg = tiny_cfg(extra=["experiment=quickstart"])
+    distill = with_train_preset(cfg, "distill", ["experiment=quickstart", "train.log_every_n_steps=7"])
+    assert distill.train.name == "distill" and distill.train.patience == 5 and distill.train.log_every_n_steps == 7

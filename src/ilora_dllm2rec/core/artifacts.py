@@ -53,7 +53,9 @@ def read_json(path: str | Path, what: str = "file") -> dict:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{what} {path} is not valid JSON (line {exc.lineno}): delete it and rerun the stage") from exc
+        raise ArtifactError(
+            f"{what} {path} is not valid JSON (line {exc.lineno}): delete it and rerun the stage"
+        ) from exc
 
 
 def write_manifest(folder: str | Path, payload: dict) -> Path:

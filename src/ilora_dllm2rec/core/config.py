@@ -21,24 +21,29 @@ def config_dir() -> Path:
 
 
 def with_train_preset(cfg: DictConfig, preset: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """A copy of ``cfg`` whose ``train`` node is the ``train/<preset>.yaml`` preset.
-
-    ``overrides`` are the command line's ``train.*=value`` overrides, re-applied on top so that e.g.
-    ``train.accelerator=cpu`` reaches every stage of the pipeline.
+    """A copy of ``cfg`` whose ``train`` node is the ``train/<preset>`` preset, composed again with the
+    run's command-line ``overrides`` (minus any ``train=`` choice), so that experiment presets and
+    ``train.*=value`` overrides reach every stage of the pipeline exactly as they reach a single stage.
     """
-    path = config_dir() / "train" / f"{preset}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"train preset {preset!r} not found ({path})")
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not (config_dir() / "train" / f"{preset}.yaml").is_file():
+        raise ConfigError(f"train preset {preset!r} not found in {config_dir() / 'train'}")
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(("train=", "hydra.", "hydra/"))]
+    kept.append(f"train={preset}")
+    try:
+        if GlobalHydra.instance().is_initialized():
+            composed = compose(config_name="config", overrides=kept)
+        else:
+            with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
+                composed = compose(config_name="config", overrides=kept)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"cannot compose the {preset} train preset with overrides {kept}: {exc}") from exc
     new = copy.deepcopy(cfg)
-    preset_cfg = OmegaConf.load(path)
-    train_overrides = [o for o in overrides if o.startswith("train.") and "=" in o]
-    if train_overrides:
-        dotlist = OmegaConf.from_dotlist([o[len("train."):] for o in train_overrides])
-        unknown = [k for k in dotlist if k not in preset_cfg]
-        if unknown:
-            raise ConfigError(f"unknown key(s) train.{', train.'.join(unknown)} for the {preset} preset")
-        preset_cfg = OmegaConf.merge(preset_cfg, dotlist)
     with open_dict(new):
-        new.train = preset_cfg
+        new.train = composed.train
     OmegaConf.set_struct(new, True)
     return new

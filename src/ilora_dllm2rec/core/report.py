@@ -10,7 +10,9 @@ from rich.table import Table
 DEFAULT_COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr", "cand_hr@1")
 
 
-def metrics_table(title: str, rows: Mapping[str, Mapping[str, float]], columns: Sequence[str] = DEFAULT_COLUMNS) -> Table:
+def metrics_table(
+    title: str, rows: Mapping[str, Mapping[str, float]], columns: Sequence[str] = DEFAULT_COLUMNS
+) -> Table:
     table = Table(title=title)
     table.add_column("model / split")
     for col in columns:

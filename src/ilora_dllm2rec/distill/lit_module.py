@@ -39,12 +39,21 @@ class DistillLitModule(StudentLitModule):
             idx = batch["index"]
             cand_ids = self.cand_ids[idx]
             negatives = kd_negatives(
-                batch["seq"], batch["target"], cand_ids, self.model.num_items, self.n_neg,
+                batch["seq"],
+                batch["target"],
+                cand_ids,
+                self.model.num_items,
+                self.n_neg,
                 generator=self.negative_generator(),
             )
             l_rd = ranking_distillation_loss(
-                scores.float(), cand_ids, self.cand_dist[idx], negatives, self.kd_mask[idx],
-                propensity=self.propensity, **self.kd_kwargs,
+                scores.float(),
+                cand_ids,
+                self.cand_dist[idx],
+                negatives,
+                self.kd_mask[idx],
+                propensity=self.propensity,
+                **self.kd_kwargs,
             )
             loss = base + self.lam * l_rd
             self.log("train/l_rd", l_rd.detach(), batch_size=size)

@@ -123,8 +123,15 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
         if use_emb:
             attach_teacher_item_embeddings(module.model, outputs.item_embeddings, float(dcfg.ed_weight))
         module.set_teacher_knowledge(cand_ids, cand_dist, kd_mask)
-        slog.info("distilling from %s: K=%d, lam=%s, ed_weight=%s, KD rows %d/%d", folder, cand_ids.shape[1],
-                  dcfg.lam, dcfg.ed_weight if use_emb else 0.0, int(kd_mask.sum()), len(data.train))
+        slog.info(
+            "distilling from %s: K=%d, lam=%s, ed_weight=%s, KD rows %d/%d",
+            folder,
+            cand_ids.shape[1],
+            dcfg.lam,
+            dcfg.ed_weight if use_emb else 0.0,
+            int(kd_mask.sum()),
+            len(data.train),
+        )
         with time_block(run, "distill_student_train_time"):
             best, best_epoch = fit_student(module, data, cfg, run, stage)
         model, _ = load_student_checkpoint(best)
@@ -143,17 +150,24 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             "test": results["test"],
         }
         write_json_atomic(run.metrics("eval_distill.json"), payload)
-        write_manifest(run.models(stage), {
-            "stage": stage,
-            "model": str(cfg.student.name),
-            "data_fingerprint": data.fingerprint,
-            "num_items": data.num_items,
-            "best_checkpoint": best.name,
-            "last_checkpoint": "last.ckpt",
-            "best_epoch": best_epoch,
-            "teacher_outputs": str(folder),
-        })
-        print_metrics_table(f"distilled {cfg.student.name} on {data.name}", {
-            f"{cfg.student.name} val": results["val"], f"{cfg.student.name} test": results["test"],
-        })
+        write_manifest(
+            run.models(stage),
+            {
+                "stage": stage,
+                "model": str(cfg.student.name),
+                "data_fingerprint": data.fingerprint,
+                "num_items": data.num_items,
+                "best_checkpoint": best.name,
+                "last_checkpoint": "last.ckpt",
+                "best_epoch": best_epoch,
+                "teacher_outputs": str(folder),
+            },
+        )
+        print_metrics_table(
+            f"distilled {cfg.student.name} on {data.name}",
+            {
+                f"{cfg.student.name} val": results["val"],
+                f"{cfg.student.name} test": results["test"],
+            },
+        )
     return payload

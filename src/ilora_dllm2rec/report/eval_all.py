@@ -78,8 +78,12 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
 
                     samples = subset(samples, cfg.teacher.max_eval_samples, None, int(cfg.general.seed))
                 entry[split] = evaluate(
-                    score_fn, samples, batch_size=batch_size, ks=list(cfg.metrics.ks),
-                    exclude_history=bool(cfg.metrics.exclude_history), progress=bool(cfg.logging.progress_bar),
+                    score_fn,
+                    samples,
+                    batch_size=batch_size,
+                    ks=list(cfg.metrics.ks),
+                    exclude_history=bool(cfg.metrics.exclude_history),
+                    progress=bool(cfg.logging.progress_bar),
                     description=f"{name} {split}",
                 )
                 entry[split]["num_samples"] = len(samples)
@@ -87,8 +91,12 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             slog.info("%s (%s): test %s", name, ckpt, entry["test"])
         if not results:
             raise ArtifactError(f"no model to evaluate for data set {data.name}: train one first")
-        payload = {"data_set": data.name, "data_fingerprint": data.fingerprint, "split": str(cfg.eval.split),
-                   "models": results}
+        payload = {
+            "data_set": data.name,
+            "data_fingerprint": data.fingerprint,
+            "split": str(cfg.eval.split),
+            "models": results,
+        }
         write_json_atomic(run.root / "all_evaluation_results.json", payload)
         split = str(cfg.eval.split)
         rows = {name: r[split] for name, r in results.items()}

@@ -31,12 +31,19 @@ def write_report(run: RunDir) -> Path:
         results = json.loads(results_path.read_text())
         split = results.get("split", "test")
         rows = {name: r[split] for name, r in results["models"].items()}
-        lines += [f"## Metrics ({results['data_set']}, {split} split, full ranking over all items)", "",
-                  markdown_table(rows), ""]
+        lines += [
+            f"## Metrics ({results['data_set']}, {split} split, full ranking over all items)",
+            "",
+            markdown_table(rows),
+            "",
+        ]
         if "baseline" in rows and "distill" in rows:
             b, d = rows["baseline"], rows["distill"]
-            lines += ["Distilled vs baseline: " + ", ".join(
-                f"{m} {relative_gain(d[m], b[m])}" for m in ("ndcg@10", "hr@10", "cand_hr@1") if m in b), ""]
+            lines += [
+                "Distilled vs baseline: "
+                + ", ".join(f"{m} {relative_gain(d[m], b[m])}" for m in ("ndcg@10", "hr@10", "cand_hr@1") if m in b),
+                "",
+            ]
         if (run.root / "metrics" / "eval_all.png").is_file():
             lines += ["![metrics](metrics/eval_all.png)", ""]
     curves = {stage: read_scalars(run.tb(stage)) for stage in ("baseline", "teacher", "distill")}

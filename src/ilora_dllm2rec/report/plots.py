@@ -22,8 +22,9 @@ def markdown_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[st
     return "\n".join(lines)
 
 
-def bar_chart(rows: Mapping[str, Mapping[str, float]], out: Path, columns: Sequence[str] = COLUMNS,
-              title: str = "") -> Path:
+def bar_chart(
+    rows: Mapping[str, Mapping[str, float]], out: Path, columns: Sequence[str] = COLUMNS, title: str = ""
+) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / max(1, len(rows))
     for i, (name, values) in enumerate(rows.items()):

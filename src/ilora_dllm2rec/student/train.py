@@ -152,10 +152,13 @@ def run_baseline_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             },
         )
         slog.info("baseline done: best epoch %d, test %s", best_epoch, results["test"])
-        print_metrics_table(f"baseline {cfg.student.name} on {data.name}", {
-            f"{cfg.student.name} val": results["val"],
-            f"{cfg.student.name} test": results["test"],
-        })
+        print_metrics_table(
+            f"baseline {cfg.student.name} on {data.name}",
+            {
+                f"{cfg.student.name} val": results["val"],
+                f"{cfg.student.name} test": results["test"],
+            },
+        )
     return payload
 
 

@@ -91,9 +91,15 @@ def predict_top_n(
     tmp.mkdir(parents=True, exist_ok=True)
     try:
         trainer = L.Trainer(
-            accelerator=str(train_cfg.accelerator), devices=train_cfg.devices, strategy=str(train_cfg.strategy),
-            precision=resolve_precision(train_cfg.precision), logger=False, enable_progress_bar=False,
-            enable_model_summary=False, use_distributed_sampler=False, callbacks=[ShardWriter(tmp)],
+            accelerator=str(train_cfg.accelerator),
+            devices=train_cfg.devices,
+            strategy=str(train_cfg.strategy),
+            precision=resolve_precision(train_cfg.precision),
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            use_distributed_sampler=False,
+            callbacks=[ShardWriter(tmp)],
         )
         loader = build_dataloader(samples, batch_size, shuffle=False, seed=0)
         trainer.predict(TopNPredictor(teacher, top_n), loader, return_predictions=False)

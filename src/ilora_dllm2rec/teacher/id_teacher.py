@@ -46,9 +46,14 @@ def run_id_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     with stage_log_file(run, stage) as slog:
         set_seed(int(cfg.general.seed))
         module = StudentLitModule(
-            model_cfg, data.num_items, lr=float(cfg.train.lr), weight_decay=float(cfg.train.weight_decay),
-            ks=list(cfg.metrics.ks), exclude_history=bool(cfg.metrics.exclude_history),
-            target_counts=data.train_target_counts().tolist(), data_fingerprint=data.fingerprint,
+            model_cfg,
+            data.num_items,
+            lr=float(cfg.train.lr),
+            weight_decay=float(cfg.train.weight_decay),
+            ks=list(cfg.metrics.ks),
+            exclude_history=bool(cfg.metrics.exclude_history),
+            target_counts=data.train_target_counts().tolist(),
+            data_fingerprint=data.fingerprint,
             seed=int(cfg.general.seed),
         )
         slog.info("ID teacher %s: %d parameters", model_cfg["name"], sum(p.numel() for p in module.parameters()))
@@ -57,14 +62,28 @@ def run_id_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
         model, _ = load_student_checkpoint(best)
         results = evaluate_splits(model, data, cfg)
         payload = {
-            "stage": stage, "model": f"{model_cfg['name']} (ID teacher)", "best_epoch": best_epoch,
-            "best_checkpoint": str(best), "data_fingerprint": data.fingerprint,
-            "val": results["val"], "test": results["test"],
+            "stage": stage,
+            "model": f"{model_cfg['name']} (ID teacher)",
+            "best_epoch": best_epoch,
+            "best_checkpoint": str(best),
+            "data_fingerprint": data.fingerprint,
+            "val": results["val"],
+            "test": results["test"],
         }
         write_json_atomic(run.metrics("eval_teacher.json"), payload)
-        write_manifest(run.models(stage), {
-            "stage": stage, "backend": "sasrec", "data_fingerprint": data.fingerprint, "num_items": data.num_items,
-            "best_checkpoint": best.name, "last_checkpoint": "last.ckpt", "hidden_size": int(model_cfg["hidden_size"]),
-        })
-        print_metrics_table(f"ID teacher on {data.name}", {"teacher val": results["val"], "teacher test": results["test"]})
+        write_manifest(
+            run.models(stage),
+            {
+                "stage": stage,
+                "backend": "sasrec",
+                "data_fingerprint": data.fingerprint,
+                "num_items": data.num_items,
+                "best_checkpoint": best.name,
+                "last_checkpoint": "last.ckpt",
+                "hidden_size": int(model_cfg["hidden_size"]),
+            },
+        )
+        print_metrics_table(
+            f"ID teacher on {data.name}", {"teacher val": results["val"], "teacher test": results["test"]}
+        )
     return payload

@@ -55,8 +55,14 @@ class TeacherLitModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.model(batch["seq"], batch["len_seq"])
         parts = teacher_loss(
-            out["scores"], batch["target"], out["q_u"], out["z_u"], self.global_step,
-            schedule=self.schedule, loss_type=self.loss_type, temperature=self.temperature,
+            out["scores"],
+            batch["target"],
+            out["q_u"],
+            out["z_u"],
+            self.global_step,
+            schedule=self.schedule,
+            loss_type=self.loss_type,
+            temperature=self.temperature,
         )
         loss = parts["loss"]
         if not torch.isfinite(loss):

@@ -69,8 +69,11 @@ def select_export_samples(cfg: DictConfig, data: SplitData, run: RunDir) -> np.n
     provider = None
     if policy.needs_student:
         own = read_manifest(run.root / "models" / "baseline")
-        path = (run.root / "models" / "baseline" / own["best_checkpoint"]) if own else find_baseline(
-            cfg, data, cfg.distill.baseline_checkpoint_path)
+        path = (
+            (run.root / "models" / "baseline" / own["best_checkpoint"])
+            if own
+            else find_baseline(cfg, data, cfg.distill.baseline_checkpoint_path)
+        )
         baseline, _ = load_student_checkpoint(path)
         k = int(cfg.active.get("topk", 10))
         provider = lambda: student_entropy_and_topk(baseline, data.train, 1024, k, "cpu")  # noqa: E731
@@ -97,7 +100,11 @@ def run_export_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | No
         if top_n > data.num_items:
             raise ConfigError(f"teacher.export.top_n={top_n} exceeds the number of items ({data.num_items})")
         result = predict_top_n(
-            teacher, samples, top_n=top_n, batch_size=int(export_cfg.batch_size), train_cfg=cfg.train,
+            teacher,
+            samples,
+            top_n=top_n,
+            batch_size=int(export_cfg.batch_size),
+            train_cfg=cfg.train,
             shard_dir=run.root / ".export_shards",
         )
         if result is None:  # non-zero rank under DDP: rank 0 writes
@@ -107,12 +114,22 @@ def run_export_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | No
             embeddings = teacher.item_embeddings(int(export_cfg.batch_size))
         elapsed = time.perf_counter() - start
         manifest = make_manifest(
-            data_fingerprint=data.fingerprint, train_samples=data.train, num_items=data.num_items,
-            sample_ids=sample_ids, teacher_checkpoint=str(ckpt), export_time_sec=round(elapsed, 3),
+            data_fingerprint=data.fingerprint,
+            train_samples=data.train,
+            num_items=data.num_items,
+            sample_ids=sample_ids,
+            teacher_checkpoint=str(ckpt),
+            export_time_sec=round(elapsed, 3),
             extra={"teacher_backend": backend, "distance": "-log p (teacher softmax)"},
         )
         write_teacher_outputs(run.teacher_outputs, embeddings, ranks, dists, manifest)
         update_json(run.time_json, {"distill_teacher_export_time": round(elapsed, 3)})
-        slog.info("teacher export: %d rows x top %d, embeddings %s, %.1f s -> %s", ranks.shape[0], top_n,
-                  tuple(embeddings.shape), elapsed, run.teacher_outputs)
+        slog.info(
+            "teacher export: %d rows x top %d, embeddings %s, %.1f s -> %s",
+            ranks.shape[0],
+            top_n,
+            tuple(embeddings.shape),
+            elapsed,
+            run.teacher_outputs,
+        )
     return read_manifest(run.teacher_outputs)

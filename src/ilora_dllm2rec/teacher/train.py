@@ -91,8 +91,12 @@ def evaluate_teacher(model: ILoRAModel, data: SplitData, cfg: DictConfig) -> dic
     for split in ("val", "test"):
         samples = subset(getattr(data, split), cfg.teacher.max_eval_samples, None, seed)
         out[split] = evaluate(
-            teacher_score_fn(model), samples, batch_size=int(cfg.teacher.eval_batch_size), ks=list(cfg.metrics.ks),
-            exclude_history=bool(cfg.metrics.exclude_history), progress=bool(cfg.logging.progress_bar),
+            teacher_score_fn(model),
+            samples,
+            batch_size=int(cfg.teacher.eval_batch_size),
+            ks=list(cfg.metrics.ks),
+            exclude_history=bool(cfg.metrics.exclude_history),
+            progress=bool(cfg.logging.progress_bar),
             description=f"teacher {split}",
         )
         out[split]["num_samples"] = len(samples)
@@ -109,7 +113,9 @@ def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) 
     if path.is_dir():
         path = path / "best.ckpt"
     if not path.is_file():
-        raise ArtifactError(f"teacher checkpoint not found: {path}; run run-teacher or fix distill.teacher_checkpoint_path")
+        raise ArtifactError(
+            f"teacher checkpoint not found: {path}; run run-teacher or fix distill.teacher_checkpoint_path"
+        )
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     meta = ckpt.get("teacher_meta")
     if meta is None:
@@ -157,14 +163,21 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
             "hidden_size": model.hidden_size,
         }
         module = TeacherLitModule(
-            model, lr=float(cfg.train.lr), gate_lr_scale=float(cfg.teacher.gate_lr_scale),
-            weight_decay=float(cfg.train.weight_decay), warmup_ratio=float(cfg.train.warmup_ratio),
-            loss_type=str(cfg.teacher.distill_loss_type), temperature=float(cfg.teacher.contrastive_temperature),
-            schedule_factory=lambda total: build_lambda_schedule(cfg.teacher, total), meta=meta,
+            model,
+            lr=float(cfg.train.lr),
+            gate_lr_scale=float(cfg.teacher.gate_lr_scale),
+            weight_decay=float(cfg.train.weight_decay),
+            warmup_ratio=float(cfg.train.warmup_ratio),
+            loss_type=str(cfg.teacher.distill_loss_type),
+            temperature=float(cfg.teacher.contrastive_temperature),
+            schedule_factory=lambda total: build_lambda_schedule(cfg.teacher, total),
+            meta=meta,
             ks=list(cfg.metrics.ks),
         )
         trainer, ckpt = build_trainer(
-            cfg.train, models_dir=run.models(stage), tb_dir=run.tb(stage) if cfg.logging.tensorboard else None,
+            cfg.train,
+            models_dir=run.models(stage),
+            tb_dir=run.tb(stage) if cfg.logging.tensorboard else None,
             progress_bar=bool(cfg.logging.progress_bar),
         )
         with time_block(run, "teacher_train_time_total"):
@@ -179,18 +192,38 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
         model.to("cpu")  # seed 000: after fit, evaluate on a known device
         results = evaluate_teacher(model, data, cfg)
         payload = {
-            "stage": stage, "model": "ilora", "llm_path": str(cfg.teacher.llm_path),
-            "adapter": str(cfg.teacher.adapter), "best_epoch": int(best_state.get("epoch", -1)),
-            "best_checkpoint": str(best), "parameters": report, "data_fingerprint": data.fingerprint,
-            "num_train_samples": len(train), "val": results["val"], "test": results["test"],
+            "stage": stage,
+            "model": "ilora",
+            "llm_path": str(cfg.teacher.llm_path),
+            "adapter": str(cfg.teacher.adapter),
+            "best_epoch": int(best_state.get("epoch", -1)),
+            "best_checkpoint": str(best),
+            "parameters": report,
+            "data_fingerprint": data.fingerprint,
+            "num_train_samples": len(train),
+            "val": results["val"],
+            "test": results["test"],
         }
         write_json_atomic(run.metrics("eval_teacher.json"), payload)
-        write_manifest(run.models(stage), {
-            "stage": stage, "backend": "ilora", "data_fingerprint": data.fingerprint, "num_items": data.num_items,
-            "best_checkpoint": best.name, "last_checkpoint": "last.ckpt", "llm_path": str(cfg.teacher.llm_path),
-            "hidden_size": model.hidden_size, "student_checkpoint": str(student_path),
-        })
-        print_metrics_table(f"iLoRA teacher on {data.name}", {
-            "teacher val": results["val"], "teacher test": results["test"],
-        })
+        write_manifest(
+            run.models(stage),
+            {
+                "stage": stage,
+                "backend": "ilora",
+                "data_fingerprint": data.fingerprint,
+                "num_items": data.num_items,
+                "best_checkpoint": best.name,
+                "last_checkpoint": "last.ckpt",
+                "llm_path": str(cfg.teacher.llm_path),
+                "hidden_size": model.hidden_size,
+                "student_checkpoint": str(student_path),
+            },
+        )
+        print_metrics_table(
+            f"iLoRA teacher on {data.name}",
+            {
+                "teacher val": results["val"],
+                "teacher test": results["test"],
+            },
+        )
     return payload
