@@ -71,6 +71,12 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def set_threads(threads: int | None) -> None:
+    """Pin torch's intra-op threads (``--threads``); by default torch uses one per physical core."""
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of THIS process so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -104,6 +110,7 @@ def run_worker(script: Path, row: str, args: list[str], work: Path, timeout: flo
 
 def write_worker_result(path: str, result: dict) -> None:
     result["peak_rss_mb"] = peak_rss_mb()
+    result["torch_threads"] = torch.get_num_threads()
     Path(path).write_text(json.dumps(result, indent=2, default=float))
 
 
@@ -178,3 +185,26 @@ def command_line() -> str:
     except ValueError:
         shown = str(script)
     return "PYTHONPATH=src python " + shlex.join([shown, *sys.argv[1:]])
+
+
+class TrainerSpy:
+    """Records the Lightning Trainers the stages build (``fit_student`` -> ``build_trainer``), to read back
+    how many epochs actually ran (early stopping) without changing the library code."""
+
+    def __init__(self) -> None:
+        import ilora_dllm2rec.student.train as student_train
+
+        self.trainers: list = []
+        self._module = student_train
+        self._original = student_train.build_trainer
+
+        def spy(*args, **kwargs):
+            trainer, ckpt = self._original(*args, **kwargs)
+            self.trainers.append(trainer)
+            return trainer, ckpt
+
+        student_train.build_trainer = spy
+
+    def epochs_run(self) -> int:
+        """Epochs completed by the most recent fit."""
+        return int(self.trainers[-1].current_epoch)

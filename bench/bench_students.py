@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench_common import (
+    TrainerSpy,
     base_overrides,
     check_data_dir,
     command_line,
@@ -29,6 +30,7 @@ from bench_common import (
     markdown_table,
     quiet,
     run_worker,
+    set_threads,
     write_worker_result,
 )
 
@@ -64,6 +66,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=150, help="timed steps per throughput measurement")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the throughput configs (best kept)")
     p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one, deleted)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per row (default: torch's)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -88,6 +91,8 @@ def worker_args(args: argparse.Namespace, work: Path) -> list[str]:
     ]
     if args.patience is not None:
         out += ["--patience", str(args.patience)]
+    if args.threads is not None:
+        out += ["--threads", str(args.threads)]
     for o in args.override:
         out += ["--override", o]
     return out
@@ -146,7 +151,6 @@ def eval_speed(model, data, batch_size: int, repeats: int = 5) -> float:
 
 
 def worker_trained(args: argparse.Namespace, row: str) -> dict:
-    import torch
 
     from ilora_dllm2rec.core.run_logging import RunDir
     from ilora_dllm2rec.data import prepare_data
@@ -156,11 +160,11 @@ def worker_trained(args: argparse.Namespace, row: str) -> dict:
     start = time.perf_counter()
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run = RunDir(args.work_dir / f"run_{row}")
+    spy = TrainerSpy()
     payload = run_baseline_stage(cfg, run, data)
     wall = time.perf_counter() - start
     train_s = float(run.timings()["student_baseline_train_time"])
-    last = torch.load(run.root / "models" / "baseline" / "last.ckpt", map_location="cpu", weights_only=False)
-    epochs_run = int(last["epoch"]) + 1
+    epochs_run = spy.epochs_run()
     model, _ = load_student_checkpoint(payload["best_checkpoint"])
     eval_s = eval_speed(model, data, int(cfg.train.eval_batch_size))
     steady = steady_state(cfg, data, str(cfg.train.precision), args.steps)()
@@ -229,6 +233,7 @@ def worker_throughput(args: argparse.Namespace) -> dict:
 
 def worker_main(args: argparse.Namespace) -> None:
     quiet()
+    set_threads(args.threads)
     row = args.worker
     if row in SIMPLE:
         result = worker_simple(args, row)

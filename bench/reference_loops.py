@@ -104,10 +104,23 @@ class TextbookSASRec(nn.Module):
         self.ffn_norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(blocks))
         self.ffns = nn.ModuleList(_PointWiseFFN(d, dropout) for _ in range(blocks))
         self.last_norm = nn.LayerNorm(d)
+        self.llm_emb: torch.Tensor | None = None  # collaborative embedding distillation input (optional)
+        self.llm_proj: nn.Linear | None = None
+        self.ed_weight = 0.0
+
+    def set_llm_item_embeddings(self, embeddings: torch.Tensor, ed_weight: float) -> None:
+        """``e_i + ed_weight * Linear(E_llm[i])`` at the input, as DLLM2Rec's students do."""
+        pad = torch.zeros(1, embeddings.shape[1])
+        self.llm_emb = torch.cat([embeddings.float(), pad])  # row N = padding: adds Linear bias only, masked later
+        self.llm_proj = nn.Linear(embeddings.shape[1], self.item_emb.embedding_dim)
+        self.ed_weight = float(ed_weight)
 
     def forward(self, seq: torch.Tensor, len_seq: torch.Tensor) -> torch.Tensor:
         b, length = seq.shape
-        x = self.item_emb(seq) * self.item_emb.embedding_dim**0.5
+        x = self.item_emb(seq)
+        if self.llm_proj is not None:
+            x = x + self.ed_weight * self.llm_proj(self.llm_emb[seq])
+        x = x * self.item_emb.embedding_dim**0.5
         x = self.emb_drop(x + self.pos_emb(torch.arange(length).expand(b, -1)))
         keep = (seq != self.num_items).unsqueeze(-1)
         x = x * keep

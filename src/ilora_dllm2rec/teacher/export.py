@@ -101,12 +101,17 @@ def predict_top_n(
             use_distributed_sampler=False,
             callbacks=[ShardWriter(tmp)],
         )
-        loader = build_dataloader(samples, batch_size, shuffle=False, seed=0)
+        # batch prompts of similar length together (less padding); rows are put back in order below
+        order = np.argsort(samples.len_seq, kind="stable")
+        loader = build_dataloader(samples.subset(order), batch_size, shuffle=False, seed=0)
         trainer.predict(TopNPredictor(teacher, top_n), loader, return_predictions=False)
         trainer.strategy.barrier()
         if not trainer.is_global_zero:
             return None
-        return merge_shards(tmp, len(samples))
+        ids_sorted, dist_sorted = merge_shards(tmp, len(samples))
+        ids, dist = np.empty_like(ids_sorted), np.empty_like(dist_sorted)
+        ids[order], dist[order] = ids_sorted, dist_sorted
+        return ids, dist
     finally:
         rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
         if rank0 and tmp.exists():
