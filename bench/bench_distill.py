@@ -1,0 +1,450 @@
+"""Baseline vs DLLM2Rec-distilled students on the real MovieLens-100K (issue 4 benchmark).
+
+    PYTHONPATH=src python bench/bench_distill.py [--data-dir DIR] [--students sasrec,gru4rec] [--teacher sasrec]
+        [--epochs 200] [--teacher-epochs 200] [--teacher-override teacher.max_train_samples=2000 ...] [--quick]
+
+Stages are the platform's library functions, with the train preset switched per stage as run-pipeline does
+(``with_train_preset(cfg, "student" | "teacher" | "distill", overrides)``): ``run_baseline_stage`` per student,
+``train_teacher`` + ``run_export_stage`` once per teacher (``--teacher sasrec``: the non-LLM ID teacher;
+``--teacher ilora``: the iLoRA LLM teacher, expensive on CPU: shrink it with ``--teacher-override``), then
+``run_distill_stage`` per (student, teacher) from that export. Model selection is on validation only.
+Each row runs in its own child process (peak RSS and wall time per row).
+
+A throughput section times the platform's distillation step (the Lightning module's ``training_step`` +
+backward + Adam) against a re-implementation of the public DLLM2Rec reference loop's data handling
+(bench/reference_loops.py) on the same data, model, teacher export and settings, interleaved in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench_common import (
+    ROOT,
+    TrainerSpy,
+    base_overrides,
+    check_data_dir,
+    command_line,
+    compose_cfg,
+    default_data_dir,
+    fmt,
+    loadavg,
+    markdown_table,
+    quiet,
+    run_worker,
+    set_threads,
+    write_worker_result,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="MovieLens-100K folder")
+    p.add_argument("--students", default="sasrec,gru4rec", help="comma list of students")
+    p.add_argument("--teacher", default="sasrec", help="comma list of teacher backends: sasrec (ID), ilora (LLM)")
+    p.add_argument("--epochs", type=int, default=200, help="max epochs of baseline and distilled students")
+    p.add_argument("--teacher-epochs", type=int, default=None, help="max teacher epochs (default: teacher config)")
+    p.add_argument("--override", action="append", default=[], help="Hydra override for every stage")
+    p.add_argument("--teacher-override", action="append", default=[], help="override for the teacher stages")
+    p.add_argument("--distill-override", action="append", default=[], help="override for the distillation stages")
+    p.add_argument("--model-cache-dir", type=Path, default=None, help="converted LLMs (default: repo data/models)")
+    p.add_argument("--no-throughput", action="store_true", help="skip the reference-style throughput comparison")
+    p.add_argument("--steps", type=int, default=300, help="timed steps per throughput measurement")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds (best kept)")
+    p.add_argument("--quick", action="store_true", help="smoke test: 2 epochs everywhere, few timed steps")
+    p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: temporary, deleted)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per row (default: torch's)")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.quick:
+        args.epochs, args.steps, args.rounds = min(args.epochs, 2), min(args.steps, 15), 1
+        args.teacher_epochs = min(args.teacher_epochs or 2, 2)
+    args.data_dir = args.data_dir.resolve()
+    return args
+
+
+def worker_args(args: argparse.Namespace) -> list[str]:
+    out = [
+        "--data-dir",
+        str(args.data_dir),
+        "--epochs",
+        str(args.epochs),
+        "--steps",
+        str(args.steps),
+        "--rounds",
+        str(args.rounds),
+        "--work-dir",
+        str(args.work_dir),
+    ]
+    if args.teacher_epochs is not None:
+        out += ["--teacher-epochs", str(args.teacher_epochs)]
+    if args.model_cache_dir is not None:
+        out += ["--model-cache-dir", str(args.model_cache_dir)]
+    if args.threads is not None:
+        out += ["--threads", str(args.threads)]
+    for flag, values in (
+        ("--override", args.override),
+        ("--teacher-override", args.teacher_override),
+        ("--distill-override", args.distill_override),
+    ):
+        for v in values:
+            out += [flag, v]
+    return out
+
+
+# -- stage configs ---------------------------------------------------------------------------------------------
+
+
+def stage_cfg(args: argparse.Namespace, preset: str, extra: list[str]):
+    """The run-pipeline config with ``extra`` overrides, then the stage's train preset composed with the same
+    overrides (``with_train_preset``, as run-pipeline does), so ``train.*`` overrides reach the stage's preset."""
+    from ilora_dllm2rec.core.config import with_train_preset
+
+    cache = args.model_cache_dir or Path(os.environ.get("ILORA_MODEL_CACHE", ROOT / "data" / "models"))
+    overrides = base_overrides(args.data_dir, args.work_dir) + [f"paths.model_cache_dir={Path(cache).resolve()}"]
+    overrides += list(args.override) + extra
+    # train.* keys may exist in only one preset (e.g. train.warmup_ratio): apply them with the preset only
+    cfg = compose_cfg([o for o in overrides if not o.startswith("train.")], "run_pipeline")
+    return with_train_preset(cfg, preset, overrides)
+
+
+def run_dir(args: argparse.Namespace, name: str):
+    from ilora_dllm2rec.core.run_logging import RunDir
+
+    return RunDir(args.work_dir / f"run_{name}")
+
+
+# -- workers -------------------------------------------------------------------------------------------------------
+
+
+def worker_baseline(args: argparse.Namespace, student: str) -> dict:
+    from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.student.train import run_baseline_stage
+
+    cfg = stage_cfg(args, "student", [f"student={student}", f"student.num_epochs={args.epochs}"])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    run = run_dir(args, f"baseline-{student}")
+    start = time.perf_counter()
+    spy = TrainerSpy()
+    payload = run_baseline_stage(cfg, run, data)
+    train_s = float(run.timings()["student_baseline_train_time"])
+    n_ep = spy.epochs_run()
+    return {
+        "test": payload["test"],
+        "val": payload["val"],
+        "best_epoch": payload["best_epoch"] + 1,
+        "epochs_run": n_ep,
+        "train_s": train_s,
+        "train_samples_per_s": len(data.train) * n_ep / train_s,
+        "wall_s": time.perf_counter() - start,
+        "best_checkpoint": payload["best_checkpoint"],
+    }
+
+
+def teacher_extra(args: argparse.Namespace, backend: str) -> list[str]:
+    extra = [f"teacher={backend}"]
+    if args.teacher_epochs is not None:
+        extra.append(f"teacher.num_epochs={args.teacher_epochs}")
+    if backend == "ilora":  # the frozen SASRec inside iLoRA: the SASRec baseline of this benchmark
+        baseline = args.work_dir / "baseline-sasrec.json"
+        if baseline.is_file():
+            extra.append(f"teacher.rec_model_checkpoint_path={json.loads(baseline.read_text())['best_checkpoint']}")
+    return extra + list(args.teacher_override)
+
+
+def worker_teacher(args: argparse.Namespace, backend: str) -> dict:
+    from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
+
+    cfg = stage_cfg(args, "teacher", teacher_extra(args, backend))
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    run = run_dir(args, f"teacher-{backend}")
+    start = time.perf_counter()
+    spy = TrainerSpy()
+    payload = train_teacher(cfg, run, data, [])
+    run_export_stage(cfg, run, data)
+    times = run.timings()
+    return {
+        "test": payload["test"],
+        "val": payload["val"],
+        "best_epoch": payload.get("best_epoch", -1) + 1,
+        "train_s": times.get("teacher_train_time_total"),
+        "export_s": times.get("distill_teacher_export_time"),
+        "epochs_run": spy.epochs_run() if spy.trainers else "-",
+        "wall_s": time.perf_counter() - start,
+        "teacher_outputs": str(run.teacher_outputs),
+    }
+
+
+def distill_extra(args: argparse.Namespace, student: str, backend: str) -> list[str]:
+    outputs = json.loads((args.work_dir / f"teacher-{backend}.json").read_text())["teacher_outputs"]
+    return [
+        f"student={student}",
+        f"distill.num_epochs={args.epochs}",
+        f"distill.teacher_outputs_dir={outputs}",
+        *args.distill_override,
+    ]
+
+
+def worker_distill(args: argparse.Namespace, student: str, backend: str) -> dict:
+    from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.distill.train import run_distill_stage
+
+    cfg = stage_cfg(args, "distill", distill_extra(args, student, backend))
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    run = run_dir(args, f"distill-{student}-{backend}")
+    start = time.perf_counter()
+    spy = TrainerSpy()
+    payload = run_distill_stage(cfg, run, data)
+    train_s = float(run.timings()["distill_student_train_time"])
+    n_ep = spy.epochs_run()
+    return {
+        "test": payload["test"],
+        "val": payload["val"],
+        "best_epoch": payload["best_epoch"] + 1,
+        "epochs_run": n_ep,
+        "train_s": train_s,
+        "train_samples_per_s": len(data.train) * n_ep / train_s,
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> dict:
+    """Platform distillation step vs the reference-style loop: same data, model config, export, settings."""
+    import numpy as np
+    import torch
+    from omegaconf import OmegaConf
+
+    from bench_common import cycle, module_step_fn, time_steps
+    from ilora_dllm2rec.data import build_dataloader, prepare_data
+    from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs, to_dense
+    from ilora_dllm2rec.distill.kd_losses import attach_teacher_item_embeddings
+    from ilora_dllm2rec.distill.lit_module import DistillLitModule
+    from ilora_dllm2rec.student.factory import build_student
+    from ilora_dllm2rec.student.losses import item_propensity
+    from reference_loops import TextbookSASRec, reference_distill_throughput, sequence_frame
+
+    cfg = stage_cfg(args, "distill", distill_extra(args, student, backend))
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    dcfg = OmegaConf.to_container(cfg.distill, resolve=True)
+    folder = Path(dcfg["teacher_outputs_dir"])
+    k = int(dcfg["candidate_topk"])
+    outputs = load_teacher_outputs(
+        folder,
+        num_items=data.num_items,
+        train_samples=data.train,
+        data_fingerprint=data.fingerprint,
+        candidate_topk=k,
+        load_embeddings=True,
+    )
+    cand_ids, cand_dist, has_teacher = to_dense(outputs, len(data.train))
+    emb, ed = outputs.item_embeddings, float(dcfg["ed_weight"])
+    student_cfg = OmegaConf.to_container(cfg.student, resolve=True)
+    counts = data.train_target_counts()
+    bs, lr = int(cfg.train.batch_size), float(cfg.train.lr)
+    torch.manual_seed(0)
+    module = DistillLitModule(
+        student_cfg,
+        data.num_items,
+        lr=lr,
+        target_counts=counts.tolist(),
+        llm_embedding_dim=int(emb.shape[1]),
+        ed_weight=ed,
+        distill_cfg=dcfg,
+    )
+    attach_teacher_item_embeddings(module.model, emb, ed)
+    module.set_teacher_knowledge(cand_ids, cand_dist, has_teacher)
+    step = module_step_fn(module, str(cfg.train.precision))
+    loader = cycle(build_dataloader(data.train, bs, shuffle=True, seed=0))
+    ref_model = build_student(student_cfg, data.num_items)
+    attach_teacher_item_embeddings(ref_model, emb, ed)
+    textbook = None
+    if student == "sasrec":  # a reference-like model too: the reference runs its own, unoptimised SASRec
+        s = cfg.student
+        textbook = TextbookSASRec(
+            data.num_items,
+            int(s.hidden_size),
+            int(s.max_seq_len),
+            int(s.num_blocks),
+            int(s.num_heads),
+            float(s.dropout),
+        )
+        textbook.set_llm_item_embeddings(emb, ed)
+    frame = sequence_frame(data.train)  # the CSV the reference reads (built once, untimed)
+    rank = np.loadtxt(folder / "myrank_train.txt", dtype=np.int64)  # read once, like the reference
+    conf = np.loadtxt(folder / "confidence_train.txt", dtype=np.float32)
+    prop = item_propensity(torch.from_numpy(counts))
+    configs = {
+        "platform": lambda: time_steps(step, loader, 10, args.steps),
+        "reference": lambda: reference_distill_throughput(
+            ref_model, frame, rank, conf, prop, dcfg, batch_size=bs, lr=lr, warmup=5, steps=args.steps
+        ),
+    }
+    if textbook is not None:
+        configs["reference_textbook"] = lambda: reference_distill_throughput(
+            textbook, frame, rank, conf, prop, dcfg, batch_size=bs, lr=lr, warmup=5, steps=args.steps
+        )
+    rounds: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name, fn in configs.items():
+            rounds[name].append(fn()["samples_per_s"])
+    return {
+        "best": {n: max(v) for n, v in rounds.items()},
+        "rounds": rounds,
+        "batch_size": bs,
+        "steps": args.steps,
+        "precision": str(cfg.train.precision),
+        "student": student,
+        "teacher": backend,
+    }
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    quiet()
+    set_threads(args.threads)
+    kind, *rest = args.worker.split("-")
+    fns = {
+        "baseline": worker_baseline,
+        "teacher": worker_teacher,
+        "distill": worker_distill,
+        "throughput": worker_throughput,
+    }
+    write_worker_result(args.worker_out, {"row": args.worker, **fns[kind](args, *rest)})
+
+
+# -- parent --------------------------------------------------------------------------------------------------------
+
+
+def relative_gain(test: dict, base: dict, metric: str) -> str:
+    return f"{100 * (test[metric] / base[metric] - 1):+.1f}%"
+
+
+def results_table(results: dict[str, dict], students: list[str], teachers: list[str]) -> str:
+    headers = [
+        "model",
+        "test NDCG@10",
+        "test HR@10",
+        "cand_hr@1",
+        "NDCG@10 gain",
+        "HR@10 gain",
+        "best / run epochs",
+        "train samples/s",
+        "peak RSS MB",
+        "wall s",
+    ]
+    rows = []
+    for backend in teachers:
+        r = results.get(f"teacher-{backend}")
+        if r:
+            t = r["test"]
+            rows.append(
+                [
+                    f"teacher: {backend}",
+                    fmt(t["ndcg@10"]),
+                    fmt(t["hr@10"]),
+                    fmt(t.get("cand_hr@1")),
+                    "-",
+                    "-",
+                    f"{r['best_epoch']} / {r.get('epochs_run', '-')}",
+                    "-",
+                    fmt(r["peak_rss_mb"], ",.0f"),
+                    fmt(r["wall_s"], ".1f"),
+                ]
+            )
+    for student in students:
+        base = results.get(f"baseline-{student}")
+        names = [(f"baseline-{student}", f"{student} baseline")]
+        names += [(f"distill-{student}-{b}", f"{student} distilled ({b} teacher)") for b in teachers]
+        for key, label in names:
+            r = results.get(key)
+            if not r:
+                continue
+            t = r["test"]
+            is_base = base is None or key == f"baseline-{student}"
+            rows.append(
+                [
+                    label,
+                    fmt(t["ndcg@10"]),
+                    fmt(t["hr@10"]),
+                    fmt(t.get("cand_hr@1")),
+                    "-" if is_base else relative_gain(t, base["test"], "ndcg@10"),
+                    "-" if is_base else relative_gain(t, base["test"], "hr@10"),
+                    f"{r['best_epoch']} / {r['epochs_run']}",
+                    fmt(r["train_samples_per_s"], ",.0f"),
+                    fmt(r["peak_rss_mb"], ",.0f"),
+                    fmt(r["wall_s"], ".1f"),
+                ]
+            )
+    return markdown_table(headers, rows)
+
+
+def throughput_table(r: dict) -> str:
+    """Ratios against both reference-style loops: same model (data handling + loss only) and textbook model."""
+    best = r["best"]
+    labels = {
+        "platform": f"platform: DistillLitModule step ({r['precision']})",
+        "reference": "reference-style loop, same platform model",
+        "reference_textbook": "reference-style loop, textbook SASRec (reference-like model)",
+    }
+    labels = {k: v for k, v in labels.items() if k in best}
+    rows = [
+        [labels[n], fmt(best[n], ",.0f"), " / ".join(f"{x:,.0f}" for x in r["rounds"][n])]
+        + [f"{best[n] / best[ref]:.1f}x" for ref in labels if ref != "platform"]
+        for n in labels
+    ]
+    title = f"{r['student']} distillation ({r['teacher']} teacher), batch {r['batch_size']}, {r['steps']} timed steps"
+    ratios = [f"vs {labels[ref].split(',')[1].strip()}" for ref in labels if ref != "platform"]
+    return markdown_table([title, "samples/s (best)", "per round", *ratios], rows)
+
+
+def main() -> None:
+    args = parse_args()
+    check_data_dir(args.data_dir)
+    if args.worker:
+        worker_main(args)
+        return
+    students = [s.strip() for s in args.students.split(",") if s.strip()]
+    teachers = [t.strip() for t in args.teacher.split(",") if t.strip()]
+    temp = args.work_dir is None
+    args.work_dir = Path(tempfile.mkdtemp(prefix="bench_distill_")) if temp else args.work_dir.resolve()
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    quiet()
+    from ilora_dllm2rec.data import prepare_data
+
+    cfg = stage_cfg(args, "student", [])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)  # build the split cache once for all workers
+    print(f"data: {data.summary()}\nload average before: {loadavg()}", flush=True)
+    rows = [f"baseline-{s}" for s in students] + [f"teacher-{t}" for t in teachers]
+    rows += [f"distill-{s}-{t}" for t in teachers for s in students]
+    if not args.no_throughput:
+        rows.append(f"throughput-{students[0]}-{teachers[0]}")
+    start = time.perf_counter()
+    results: dict[str, dict] = {}
+    script = Path(__file__).resolve()
+    try:
+        for row in rows:
+            results[row] = run_worker(script, row, worker_args(args), args.work_dir)
+            r = results[row]
+            brief = r.get("test", {}).get("ndcg@10", r.get("best"))
+            print(f"[{time.perf_counter() - start:7.1f}s] {row}: {brief} (load {r['load_after']})", flush=True)
+    finally:
+        if temp:
+            shutil.rmtree(args.work_dir, ignore_errors=True)
+    print(f"\n{command_line()}\n")
+    print(f"total wall time {time.perf_counter() - start:.0f} s; load average after: {loadavg()}\n")
+    print(results_table(results, students, teachers))
+    thr = [r for k, r in results.items() if k.startswith("throughput-")]
+    if thr:
+        print()
+        print(throughput_table(thr[0]))
+
+
+if __name__ == "__main__":
+    main()
