@@ -3,7 +3,7 @@
 01 installs the project with pip into the new environment (torch: the lock's version, which pip takes
 from the machine's local wheels when it has them), then 02 (synthetic data), 10, 11 and 12 run with tiny
 settings; 11 and 12 must find the baseline / teacher export of the step before by themselves.
-Slow (installs every dependency): deselected by `pytest -m "not slow"`.
+It installs every dependency into a fresh venv (a few minutes); it is part of `make test`, so CI runs it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from .ops_helpers import ROOT
 
 
@@ -25,7 +23,6 @@ def newest(result: Path, folder: str) -> Path:
     return runs[-1]
 
 
-@pytest.mark.slow
 def test_colab_sequence_in_a_fresh_venv(tmp_path: Path) -> None:
     venv, work = tmp_path / "venv", tmp_path / "work"
     work.mkdir()
