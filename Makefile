@@ -22,7 +22,7 @@ $(STAMP): $(LOCK) pyproject.toml
 setup: $(STAMP)
 
 quickstart: setup
-	$(BIN)/run-student-baseline experiment=quickstart
+	$(BIN)/run-pipeline experiment=quickstart
 
 lint: setup
 	@# shellcheck (Debian package) for the cmd/ script tests; best effort without root
