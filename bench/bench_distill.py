@@ -58,6 +58,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=300, help="timed steps per throughput measurement")
     p.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds (best kept)")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 epochs everywhere, few timed steps")
+    p.add_argument("--reuse", action="store_true", help="keep rows already in --work-dir (run the rest)")
     p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: temporary, deleted)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per row (default: torch's)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -159,19 +160,51 @@ def teacher_extra(args: argparse.Namespace, backend: str) -> list[str]:
     return extra + list(args.teacher_override)
 
 
+TEACHER_KEYS = (
+    "llm_path",
+    "dtype",
+    "adapter",
+    "max_prompt_tokens",
+    "max_history_items",
+    "batch_size",
+    "eval_batch_size",
+    "lr",
+    "num_epochs",
+    "max_train_samples",
+    "max_eval_samples",
+    "head_residual",
+)
+
+
 def worker_teacher(args: argparse.Namespace, backend: str) -> dict:
+    import torch
+
+    import teacher_clock
     from ilora_dllm2rec.data import prepare_data
     from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
 
     cfg = stage_cfg(args, "teacher", teacher_extra(args, backend))
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run = run_dir(args, f"teacher-{backend}")
+    clock = teacher_clock.install() if backend == "ilora" else None
     start = time.perf_counter()
     spy = TrainerSpy()
     payload = train_teacher(cfg, run, data, [])
     run_export_stage(cfg, run, data)
     times = run.timings()
+    llm = {}
+    if clock is not None:  # issue 3's benchmark: rates and the FLOP fraction against this process's bf16 peak
+        peak = teacher_clock.matmul_peak(torch.bfloat16)
+        llm = {
+            "llm_non_embedding_params": clock.llm_params,
+            "matmul_peak": peak,
+            "matmul_peak_fp32": teacher_clock.matmul_peak(torch.float32),
+            "phases": teacher_clock.report(clock, clock.llm_params, peak["flops"]),
+            "train_samples": len(data.train),
+            "config": {k: cfg.teacher[k] for k in TEACHER_KEYS if k in cfg.teacher},
+        }
     return {
+        **llm,
         "test": payload["test"],
         "val": payload["val"],
         "best_epoch": payload.get("best_epoch", -1) + 1,
@@ -404,6 +437,38 @@ def throughput_table(r: dict) -> str:
     return markdown_table([title, "samples/s (best)", "per round", *ratios], rows)
 
 
+def llm_teacher_table(r: dict, baseline: dict | None) -> str:
+    """Issue 3's benchmark: LLM teacher speed as a fraction of the bf16 matmul peak, and quality vs SASRec."""
+    peak = r["matmul_peak"]
+    lines = [
+        f"LLM non-embedding parameters: {r['llm_non_embedding_params']:,}; bf16 matmul peak of this process: "
+        f"{peak['flops'] / 1e9:,.0f} GFLOP/s (n={peak['size']}, {peak['threads']} threads); fp32: "
+        f"{r['matmul_peak_fp32']['flops'] / 1e9:,.0f} GFLOP/s. Teacher config: {r['config']}",
+        "",
+    ]
+    rows = []
+    for phase, label in (("train", "training (fwd+bwd+step, 4 x P x tokens)"), ("predict", "export (2 x P x tokens)")):
+        p = r["phases"].get(phase)
+        if p:
+            rows.append([label, f"{p['samples']:,}", fmt(p["seconds"], ",.0f"), fmt(p["samples_per_s"], ".2f"),
+                         fmt(p["tokens_per_s"], ",.0f"), fmt(p["tokens_per_sample"], ".0f"),
+                         fmt(p["flops"] / 1e9, ",.0f"), f"{100 * p['peak_fraction']:.1f}%"])  # fmt: skip
+    lines.append(markdown_table(["phase", "samples", "s", "samples/s", "tokens/s", "tokens/sample", "GFLOP/s",
+                                 "of bf16 peak"], rows))  # fmt: skip
+    lines.append("")
+    rows = [["iLoRA teacher", fmt(r["test"]["ndcg@10"]), fmt(r["test"]["hr@10"]), fmt(r["test"].get("cand_hr@1")),
+             fmt(r["peak_rss_mb"], ",.0f")]]  # fmt: skip
+    if baseline:
+        t = baseline["test"]
+        rows.append(["SASRec baseline (frozen in it)", fmt(t["ndcg@10"]), fmt(t["hr@10"]), fmt(t.get("cand_hr@1")),
+                     fmt(baseline["peak_rss_mb"], ",.0f")])  # fmt: skip
+        rows[0].append(relative_gain(r["test"], t, "ndcg@10"))
+        rows[1].append("-")
+    lines.append(markdown_table(["model", "test NDCG@10", "test HR@10", "cand_hr@1", "peak RSS MB",
+                                 "NDCG@10 vs SASRec"][: len(rows[0])], rows))  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     args = parse_args()
     check_data_dir(args.data_dir)
@@ -430,6 +495,11 @@ def main() -> None:
     script = Path(__file__).resolve()
     try:
         for row in rows:
+            done = args.work_dir / f"{row}.json"
+            if args.reuse and done.is_file():
+                results[row] = json.loads(done.read_text())
+                print(f"[reused] {row}", flush=True)
+                continue
             results[row] = run_worker(script, row, worker_args(args), args.work_dir)
             r = results[row]
             brief = r.get("test", {}).get("ndcg@10", r.get("best"))
@@ -440,6 +510,10 @@ def main() -> None:
     print(f"\n{command_line()}\n")
     print(f"total wall time {time.perf_counter() - start:.0f} s; load average after: {loadavg()}\n")
     print(results_table(results, students, teachers))
+    llm = results.get("teacher-ilora")
+    if llm and "phases" in llm:
+        print()
+        print(llm_teacher_table(llm, results.get("baseline-sasrec")))
     thr = [r for k, r in results.items() if k.startswith("throughput-")]
     if thr:
         print()

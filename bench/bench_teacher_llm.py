@@ -23,6 +23,7 @@ from ilora_dllm2rec.teacher.ilora_model import ILoRAModel
 from ilora_dllm2rec.teacher.imitation import LambdaSchedule, teacher_loss
 from ilora_dllm2rec.teacher.llm import load_llm
 from ilora_dllm2rec.teacher.moe_lora import moelora_layers
+from teacher_clock import matmul_peak, non_embedding_parameters
 
 
 class _MeanStudent(SequentialRecommender):
@@ -74,8 +75,15 @@ def _setup(dtype: str, attn: str, cache_dir: Path, batch: int, tokens: int) -> d
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    t_len = model.prompts.build(seq, len_seq)["input_ids"].shape[1]
-    return {"forward": forward, "train": train_step, "tokens": t_len}
+    prompt = model.prompts.build(seq, len_seq)
+
+    @torch.no_grad()
+    def bare() -> None:  # the LLM's decoder stack alone on the same token ids: no adapters, mask or projector
+        model.eval()
+        model.backbone(input_ids=prompt["input_ids"], use_cache=False)
+
+    t_len = prompt["input_ids"].shape[1]
+    return {"forward": forward, "bare": bare, "train": train_step, "tokens": t_len, "model": model}
 
 
 def main() -> None:
@@ -93,6 +101,7 @@ def main() -> None:
     jobs = {}
     for c, s in setups.items():
         jobs[f"{c} forward (hidden states, no grad)"] = s["forward"]
+        jobs[f"{c} bare backbone forward (no adapters/mask)"] = s["bare"]
         if c.split("/")[0] in args.train_dtypes.split(","):
             for p in (0.1, 0.0):
                 jobs[f"{c} train step, lora_dropout={p}"] = lambda s=s, p=p: s["train"](p)
@@ -102,10 +111,19 @@ def main() -> None:
     for _ in range(args.rounds):  # interleaved: a burst of load from other processes hits all configs alike
         for k, fn in jobs.items():
             times[k].append(_time_once(fn))
-    print(f"prompt length {next(iter(setups.values()))['tokens']} tokens")
+    first = next(iter(setups.values()))
+    t_len = first["tokens"]
+    params = non_embedding_parameters(first["model"].llm, keep={id(p) for n, p in first["model"].llm.named_parameters()
+                                                              if "lora_" not in n})  # fmt: skip
+    peak = matmul_peak(torch.bfloat16)["flops"]
+    print(f"prompt length {t_len} tokens; non-embedding parameters {params:,}; bf16 peak {peak / 1e9:,.0f} GFLOP/s")
     for k, ts in times.items():
         best, med = min(ts), statistics.median(ts)
-        print(f"{k:55s} min {best:6.3f} s ({b / best:5.1f} samples/s)   median {med:6.3f} s")
+        flops = (4 if "train" in k else 2) * params * b * t_len / best
+        print(
+            f"{k:55s} min {best:6.3f} s ({b / best:5.1f} samples/s, {b * t_len / best:6,.0f} tok/s, "
+            f"{100 * flops / peak:4.1f}% of peak)   median {med:6.3f} s"
+        )
 
 
 if __name__ == "__main__":

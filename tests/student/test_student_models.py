@@ -65,8 +65,9 @@ def test_empty_history_is_finite(name: str) -> None:
     assert torch.isfinite(model(seq, torch.tensor([0, 0]))).all()
 
 
-def test_sasrec_is_causal_and_last_block_shortcut_is_exact(batch) -> None:
-    model = _model("sasrec", num_blocks=2, num_heads=2)
+@pytest.mark.parametrize("positions", ["recency", "absolute"])
+def test_sasrec_is_causal_and_last_block_shortcut_is_exact(batch, positions: str) -> None:
+    model = _model("sasrec", num_blocks=2, num_heads=2, positions=positions)
     seq, lens = batch
     # state at len 3 only depends on the first 3 items
     prefix = seq[3:4].clone()
@@ -77,7 +78,10 @@ def test_sasrec_is_causal_and_last_block_shortcut_is_exact(batch) -> None:
     # reference: the textbook computation on the full padded grid (every position, fused causal
     # SDPA, no packing, no last-block shortcut), then read position len_seq - 1
     with torch.no_grad():
-        x = model.item_embedding(seq) * model.emb_scale + model.position_embedding.weight[:L]
+        col = torch.arange(L).view(1, -1).expand(len(lens), -1)
+        # recency: 0 = the most recent real item (pmixer's left-padded layout); absolute: 0 = the oldest
+        pos = (lens.view(-1, 1) - 1 - col).clamp(min=0) if positions == "recency" else col
+        x = model.item_embedding(seq) * model.emb_scale + model.position_embedding(pos)
         x = x * (seq != N).unsqueeze(-1)
         for blk in model.blocks:
             h = blk.attn_norm(x)
@@ -88,6 +92,21 @@ def test_sasrec_is_causal_and_last_block_shortcut_is_exact(batch) -> None:
         idx = (lens.clamp(min=1) - 1).view(-1, 1, 1).expand(-1, 1, D)
         reference = model.final_norm(x.gather(1, idx).squeeze(1))
     assert torch.allclose(model.encode(seq, lens), reference, atol=1e-5)
+
+
+def test_sasrec_recency_positions_pin_the_latest_item() -> None:
+    """Under recency positions the most recent item has the same position whatever the history length."""
+    model = _model("sasrec", num_blocks=0, positions="recency")
+    absolute = _model("sasrec", num_blocks=0, positions="absolute")
+    seq = torch.tensor([[5, N, N, N, N, N, N, N], [1, 2, 3, 5, N, N, N, N]])
+    lens = torch.tensor([1, 4])
+    with torch.no_grad():  # zero-block SASRec: state = LayerNorm(emb(last) * sqrt(d) + pos(p))
+        expect = model.final_norm(model.item_embedding.weight[5] * model.emb_scale + model.position_embedding.weight[0])
+        assert torch.allclose(model.encode(seq, lens), expect.expand(2, -1), atol=1e-5)
+        states = absolute.encode(seq, lens)
+    assert not torch.allclose(states[0], states[1], atol=1e-3)  # absolute: item 5 at positions 0 and 3
+    with pytest.raises(Exception, match="student.positions"):
+        _model("sasrec", positions="relative")
 
 
 def test_sasrec_manual_attention_matches_fused_sdpa() -> None:

@@ -20,7 +20,7 @@ def _perturb_adapters(model, seed: int = 1) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for n, p in model.named_parameters():
-            if "lora_B" in n:
+            if "lora_B" in n or n == "head.weight":  # head: the residual head starts at zero
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)
 
 
@@ -130,6 +130,22 @@ def test_heads_and_interface(make_model, batch) -> None:
     out = linear(*batch)
     assert out["q_u"] is None and out["scores"].shape == (3, NUM_ITEMS)
     assert linear.score(*batch).shape == (3, NUM_ITEMS) and linear.encode(*batch).shape == (3, linear.hidden_size)
+
+
+def test_residual_head_starts_as_the_student(make_model, batch) -> None:
+    model = make_model().eval()
+    seq, len_seq = batch
+    out = model(seq, len_seq)
+    student_scores = model.student.score(model.student.encode(seq, len_seq))
+    assert torch.allclose(out["q_u"], out["z_u"]) and torch.allclose(out["scores"], student_scores, atol=1e-6)
+    with torch.no_grad():  # once P is trained, q_u = z_u + P(h_u)
+        model.head.weight.normal_(std=0.1)
+    out = model(seq, len_seq)
+    assert torch.allclose(out["q_u"], out["z_u"] + model.head(out["h_u"]), atol=1e-6)
+    assert not torch.allclose(out["scores"], student_scores, atol=1e-3)
+    plain = make_model(head_residual=False).eval()  # ALGORITHMS' literal q_u = P(h_u): random start
+    out = plain(seq, len_seq)
+    assert torch.allclose(out["q_u"], plain.head(out["h_u"])) and not torch.allclose(out["q_u"], out["z_u"])
 
 
 def test_student_stays_frozen_in_eval_mode(make_model, batch) -> None:

@@ -9,7 +9,7 @@ from ilora_dllm2rec.core.errors import ConfigError, DataError
 from ilora_dllm2rec.student.base import SequentialRecommender
 from ilora_dllm2rec.student.caser import Caser
 from ilora_dllm2rec.student.gru4rec import GRU4Rec
-from ilora_dllm2rec.student.sasrec import SASRec
+from ilora_dllm2rec.student.sasrec import POSITION_MODES, SASRec
 
 
 def _int(cfg: Mapping[str, Any], key: str, default: int | None = None, minimum: int = 1) -> int:
@@ -42,7 +42,16 @@ def _sasrec(cfg: Mapping[str, Any], num_items: int, max_seq_len: int, head: str)
         num_heads=_int(cfg, "num_heads", 1),
         dropout=_dropout(cfg, 0.2),
         head=head,
+        positions=_positions(cfg),
     )
+
+
+def _positions(cfg: Mapping[str, Any]) -> str:
+    # missing key = a checkpoint from before the option existed: those were trained with "absolute"
+    value = str(cfg.get("positions", "absolute"))
+    if value not in POSITION_MODES:
+        raise ConfigError(f"student.positions must be one of {list(POSITION_MODES)}, got {value!r}")
+    return value
 
 
 def _gru4rec(cfg: Mapping[str, Any], num_items: int, max_seq_len: int, head: str) -> SequentialRecommender:

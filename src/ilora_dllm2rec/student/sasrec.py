@@ -1,7 +1,12 @@
 """SASRec (Kang & McAuley, ICDM 2018), pre-LayerNorm variant as in pmixer/SASRec.pytorch.
 
-Input: item embedding * sqrt(d) + learned position embedding (position 0 = oldest kept item),
-dropout, padding positions zeroed; ``num_blocks`` x [causal multi-head self-attention,
+Input: item embedding * sqrt(d) + learned position embedding, dropout, padding positions zeroed.
+Positions (``positions``): ``recency`` (default) counts back from the most recent item (0 = the last
+item), which is what pmixer's left-padded layout gives (the last item always sits at the same position);
+``absolute`` counts from the oldest kept item (0 = first), the session-1 behaviour, kept for old
+checkpoints. With right padding and short histories the two differ: under ``absolute`` the position of
+the most recent item depends on the history length. Then
+``num_blocks`` x [causal multi-head self-attention,
 point-wise FFN], each as ``x + sublayer(LayerNorm(x))``; final LayerNorm. The state is the
 output at position ``len_seq - 1``.
 
@@ -33,6 +38,9 @@ from torch import nn
 
 from ilora_dllm2rec.core.errors import ConfigError
 from ilora_dllm2rec.student.base import SequentialRecommender, real_positions, trim_padding
+
+
+POSITION_MODES = ("recency", "absolute")
 
 
 class FastDropout(nn.Module):
@@ -167,8 +175,12 @@ class SASRec(SequentialRecommender):
         num_heads: int = 1,
         dropout: float = 0.2,
         head: str = "tied",
+        positions: str = "recency",
     ) -> None:
         super().__init__(num_items, hidden_size, max_seq_len, head)
+        if positions not in POSITION_MODES:
+            raise ConfigError(f"student.positions must be one of {list(POSITION_MODES)}, got {positions!r}")
+        self.positions = positions
         if num_heads < 1 or hidden_size % num_heads:
             raise ConfigError(f"student.num_heads ({num_heads}) must divide student.hidden_size ({hidden_size})")
         self.position_embedding = nn.Embedding(max_seq_len, hidden_size)
@@ -198,10 +210,12 @@ class SASRec(SequentialRecommender):
             )
         packed = _Packed(seq_len, t)
         ids = seq.reshape(-1).index_select(0, packed.rows)  # embed real tokens only
-        pos = packed.rows % t
+        col = packed.rows % t
+        row_len = seq_len.index_select(0, packed.rows // t)
+        pos = (row_len - 1 - col).clamp(min=0) if self.positions == "recency" else col
         x = self.embed_items(ids) * self.emb_scale + self.position_embedding(pos)
         # the placeholder token of a len_seq == 0 row is padding: zero it (by position, not by id)
-        is_real = pos < seq_len.index_select(0, packed.rows // t)
+        is_real = col < row_len
         x = self.emb_dropout(x * is_real.unsqueeze(-1).to(x.dtype))
         if not self.blocks:
             return self.final_norm(x.index_select(0, packed.last))

@@ -76,6 +76,7 @@ def build_ilora_model(
         lora_dropout=float(cfg.get("lora_dropout", 0.1)),
         target_modules=list(cfg.get("target_modules") or DEFAULT_TARGETS),
         use_item_embeddings_head=bool(cfg.get("use_item_embeddings_head", True)),
+        head_residual=bool(cfg.get("head_residual", True)),
         item_embedding_adapters=bool(export.get("item_embedding_adapters", False)),
     )
     hidden = cfg.get("hidden_size")

@@ -7,7 +7,12 @@ Flow for a batch of histories ``(seq, len_seq)``:
    ``projector(e_i)`` of its item (``torch.where`` over the batch, no loop);
 3. the LLM's decoder stack only (hidden states; the 49k-word LM head is never computed), with the gate set
    for every MoE-LoRA layer; ``h_u`` = last layer hidden state at the last position;
-4. head: ``scores = Linear(D -> N)(h_u)``, or ``q_u = P(h_u)`` and ``scores = q_u @ E_student[:N]^T``.
+4. head: ``scores = Linear(D -> N)(h_u)``, or ``q_u = z_u + P(h_u)`` (``head_residual``, default; ``P``
+   zero-initialised) or ``q_u = P(h_u)``, and ``scores = student.score(q_u)`` (``q_u @ E_student[:N]^T`` for the
+   usual tied student). The residual form is our decision (docs/DESIGN.md): ALGORITHMS section 6 writes
+   ``q_u = P(h_u)``, but then the teacher starts from random scores far below the frozen student it is built
+   on; with the residual the teacher's initial ranking IS the student's and training only learns what the LLM
+   adds, like LoRA's B = 0 start.
 
 Dtypes: LLM weights in the configured dtype (bf16 by default, also on CPU); projector, gate, head and adapter
 weights in fp32, cast at the boundaries (projector output -> LLM dtype, ``h_u`` -> fp32).
@@ -54,6 +59,7 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         target_modules: Sequence[str] = DEFAULT_TARGETS,
         use_item_embeddings_head: bool = True,
         item_embedding_adapters: bool = False,
+        head_residual: bool = True,
     ) -> None:
         super().__init__()
         if student.num_items != len(item_titles):
@@ -90,6 +96,10 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         self.projector = nn.Sequential(nn.Linear(d, big_d), nn.GELU(), nn.Linear(big_d, big_d))
         self.gate = nn.Linear(d, num_experts) if adapter == "moelora" else None
         self.head = nn.Linear(big_d, d) if self.use_item_embeddings_head else nn.Linear(big_d, self.num_items)
+        self.head_residual = bool(head_residual) and self.use_item_embeddings_head
+        if self.head_residual:  # q_u = z_u + P(h_u) with P = 0: the teacher starts as the student
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     # -- modes ------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> ILoRAModel:
@@ -148,8 +158,8 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         h_u = hidden[:, -1, :].float()  # left padding: the last prompt token of every row
         head_out = self.head(h_u)
         if self.use_item_embeddings_head:
-            q_u = head_out
-            scores = q_u @ self.student.item_embedding.weight[: self.num_items].float().T
+            q_u = z_u + head_out if self.head_residual else head_out
+            scores = self.student.score(q_u)  # the frozen student's output layer (tied: q_u @ E[:N]^T)
         else:
             q_u, scores = None, head_out
         return {"scores": scores, "h_u": h_u, "q_u": q_u, "z_u": z_u, "gate": gate}
