@@ -155,8 +155,9 @@ def teacher_extra(args: argparse.Namespace, backend: str) -> list[str]:
         extra.append(f"teacher.num_epochs={args.teacher_epochs}")
     if backend == "ilora":  # the frozen SASRec inside iLoRA: the SASRec baseline of this benchmark
         baseline = args.work_dir / "baseline-sasrec.json"
-        if baseline.is_file():
-            extra.append(f"teacher.rec_model_checkpoint_path={json.loads(baseline.read_text())['best_checkpoint']}")
+        if baseline.is_file():  # also the baseline that informed selection policies score samples with
+            best = json.loads(baseline.read_text())["best_checkpoint"]
+            extra += [f"teacher.rec_model_checkpoint_path={best}", f"distill.baseline_checkpoint_path={best}"]
     return extra + list(args.teacher_override)
 
 

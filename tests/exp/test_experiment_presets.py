@@ -1,0 +1,34 @@
+"""Every experiment preset composes with every entry point's primary config (unknown keys would fail)."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from ilora_dllm2rec.core.config import config_dir
+
+PRESETS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
+PRIMARY = ["config", "run_teacher", "run_distill", "run_eval_all", "run_pipeline"]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("primary", PRIMARY)
+def test_preset_composes(preset: str, primary: str) -> None:
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose(primary, overrides=[f"experiment={preset}"])
+    assert cfg.general.experiment_name  # every preset names its experiment
+
+
+def test_ml100k_cpu_preset_values() -> None:
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("run_pipeline", overrides=["experiment=ml100k_cpu", "teacher.num_epochs=2"])
+    assert cfg.dataset.name == "ml-100k" and cfg.active.strategy == "uncertainty"
+    assert cfg.teacher.max_history_items == 10 and cfg.teacher.num_epochs == 2  # CLI beats the preset
+
+
+@pytest.mark.parametrize(("backend", "patience"), [("ilora", 3), ("sasrec", 10)])
+def test_teacher_preset_patience_follows_the_backend(backend: str, patience: int) -> None:
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("run_teacher", overrides=[f"teacher={backend}"])
+        overridden = compose("run_teacher", overrides=[f"teacher={backend}", "teacher.patience=4"])
+    assert cfg.train.patience == patience and overridden.train.patience == 4
