@@ -39,7 +39,6 @@ from torch import nn
 from ilora_dllm2rec.core.errors import ConfigError
 from ilora_dllm2rec.student.base import SequentialRecommender, real_positions, trim_padding
 
-
 POSITION_MODES = ("recency", "absolute")
 
 
