@@ -259,7 +259,7 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
     from bench_common import cycle, module_step_fn, time_steps
     from ilora_dllm2rec.data import build_dataloader, prepare_data
     from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs, to_dense
-    from ilora_dllm2rec.distill.kd_losses import attach_teacher_item_embeddings
+    from ilora_dllm2rec.distill.kd_losses import attach_teacher_item_embeddings, standardize_item_embeddings
     from ilora_dllm2rec.distill.lit_module import DistillLitModule
     from ilora_dllm2rec.student.factory import build_student
     from ilora_dllm2rec.student.losses import item_propensity
@@ -293,12 +293,12 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
         ed_weight=ed,
         distill_cfg=dcfg,
     )
-    attach_teacher_item_embeddings(module.model, emb, ed)
+    attach_teacher_item_embeddings(module.model, emb, ed, bool(dcfg["ed_standardize"]))
     module.set_teacher_knowledge(cand_ids, cand_dist, has_teacher)
     step = module_step_fn(module, str(cfg.train.precision))
     loader = cycle(build_dataloader(data.train, bs, shuffle=True, seed=0))
     ref_model = build_student(student_cfg, data.num_items)
-    attach_teacher_item_embeddings(ref_model, emb, ed)
+    attach_teacher_item_embeddings(ref_model, emb, ed, bool(dcfg["ed_standardize"]))
     textbook = None
     if student == "sasrec":  # a reference-like model too: the reference runs its own, unoptimised SASRec
         s = cfg.student
@@ -310,7 +310,7 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
             int(s.num_heads),
             float(s.dropout),
         )
-        textbook.set_llm_item_embeddings(emb, ed)
+        textbook.set_llm_item_embeddings(standardize_item_embeddings(emb) if dcfg["ed_standardize"] else emb, ed)
     frame = sequence_frame(data.train)  # the CSV the reference reads (built once, untimed)
     rank = np.loadtxt(folder / "myrank_train.txt", dtype=np.int64)  # read once, like the reference
     conf = np.loadtxt(folder / "confidence_train.txt", dtype=np.float32)

@@ -17,6 +17,7 @@ from ilora_dllm2rec.distill.kd_losses import (
     ranking_distillation_loss,
     ranking_distillation_weights,
     ranking_loss_kwargs,
+    standardize_item_embeddings,
 )
 from ilora_dllm2rec.student.base import SequentialRecommender
 from ilora_dllm2rec.student.losses import item_propensity
@@ -214,6 +215,25 @@ def test_attach_teacher_item_embeddings_reads_D_from_tensor():
     assert model.llm_projection.in_features == 7 and model.ed_weight == 0.3
     out = model(torch.tensor([[0, 1, 5]]), torch.tensor([2]))
     assert out.shape == (1, 5)
+
+
+def test_standardize_item_embeddings_is_a_per_dimension_z_score():
+    emb = torch.randn(50, 6) * torch.tensor([1.0, 5, 0.1, 1, 1, 1]) + 40.0
+    emb[:, 5] = 3.0  # a constant dimension carries no item information
+    got = standardize_item_embeddings(emb)
+    want = (emb[:, :5] - emb[:, :5].mean(0)) / emb[:, :5].std(0)
+    assert torch.allclose(got[:, :5], want, atol=1e-5)
+    assert torch.equal(got[:, 5], torch.zeros(50))
+
+
+def test_attach_standardizes_only_when_asked():
+    emb = torch.randn(5, 7) + 10.0
+    plain, z = _Tiny(5, 4, 3), _Tiny(5, 4, 3)
+    attach_teacher_item_embeddings(plain, emb, ed_weight=0.3)
+    attach_teacher_item_embeddings(z, emb, ed_weight=0.3, standardize=True)
+    assert torch.equal(plain.llm_item_embeddings, emb)
+    assert torch.allclose(z.llm_item_embeddings, standardize_item_embeddings(emb))
+    assert z.llm_item_embeddings.mean(0).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,9 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             missing, unexpected = module.model.load_state_dict(baseline.state_dict(), strict=False)
             slog.info("initialised from baseline %s (new parameters: %s)", path, missing)
         if use_emb:
-            attach_teacher_item_embeddings(module.model, outputs.item_embeddings, float(dcfg.ed_weight))
+            attach_teacher_item_embeddings(
+                module.model, outputs.item_embeddings, float(dcfg.ed_weight), bool(dcfg.ed_standardize)
+            )
         module.set_teacher_knowledge(cand_ids, cand_dist, kd_mask)
         slog.info(
             "distilling from %s: K=%d, lam=%s, ed_weight=%s, KD rows %d/%d",
