@@ -280,6 +280,8 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
     )
     cand_ids, cand_dist, has_teacher = to_dense(outputs, len(data.train))
     emb, ed = outputs.item_embeddings, float(dcfg["ed_weight"])
+    if dcfg["ed_standardize"]:  # once, for the platform and both reference models alike
+        emb = standardize_item_embeddings(emb)
     student_cfg = OmegaConf.to_container(cfg.student, resolve=True)
     counts = data.train_target_counts()
     bs, lr = int(cfg.train.batch_size), float(cfg.train.lr)
@@ -293,12 +295,12 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
         ed_weight=ed,
         distill_cfg=dcfg,
     )
-    attach_teacher_item_embeddings(module.model, emb, ed, bool(dcfg["ed_standardize"]))
+    attach_teacher_item_embeddings(module.model, emb, ed)
     module.set_teacher_knowledge(cand_ids, cand_dist, has_teacher)
     step = module_step_fn(module, str(cfg.train.precision))
     loader = cycle(build_dataloader(data.train, bs, shuffle=True, seed=0))
     ref_model = build_student(student_cfg, data.num_items)
-    attach_teacher_item_embeddings(ref_model, emb, ed, bool(dcfg["ed_standardize"]))
+    attach_teacher_item_embeddings(ref_model, emb, ed)
     textbook = None
     if student == "sasrec":  # a reference-like model too: the reference runs its own, unoptimised SASRec
         s = cfg.student
@@ -310,7 +312,7 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
             int(s.num_heads),
             float(s.dropout),
         )
-        textbook.set_llm_item_embeddings(standardize_item_embeddings(emb) if dcfg["ed_standardize"] else emb, ed)
+        textbook.set_llm_item_embeddings(emb, ed)
     frame = sequence_frame(data.train)  # the CSV the reference reads (built once, untimed)
     rank = np.loadtxt(folder / "myrank_train.txt", dtype=np.int64)  # read once, like the reference
     conf = np.loadtxt(folder / "confidence_train.txt", dtype=np.float32)
