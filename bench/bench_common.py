@@ -72,7 +72,14 @@ def quiet() -> None:
 
 
 def set_threads(threads: int | None) -> None:
-    """Pin torch's intra-op threads (``--threads``); by default torch uses one per physical core."""
+    """Pin torch's intra-op threads (``--threads``); by default torch uses one per physical core.
+
+    Also applies the entry points' process settings (``general.tune_malloc`` default), so a worker runs
+    like ``run-*`` would.
+    """
+    from ilora_dllm2rec.core.runtime import tune_malloc
+
+    tune_malloc()
     if threads is not None:
         torch.set_num_threads(int(threads))
 

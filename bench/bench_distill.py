@@ -453,11 +453,13 @@ def llm_teacher_table(r: dict, baseline: dict | None) -> str:
     for phase, label in (("train", "training (fwd+bwd+step, 4 x P x tokens)"), ("predict", "export (2 x P x tokens)")):
         p = r["phases"].get(phase)
         if p:
+            steady = f"{100 * p['steady_peak_fraction']:.1f}%" if "steady_peak_fraction" in p else "-"
             rows.append([label, f"{p['samples']:,}", fmt(p["seconds"], ",.0f"), fmt(p["samples_per_s"], ".2f"),
                          fmt(p["tokens_per_s"], ",.0f"), fmt(p["tokens_per_sample"], ".0f"),
-                         fmt(p["flops"] / 1e9, ",.0f"), f"{100 * p['peak_fraction']:.1f}%"])  # fmt: skip
+                         fmt(p["flops"] / 1e9, ",.0f"), f"{100 * p['peak_fraction']:.1f}%",
+                         fmt(p.get("first_batch_seconds"), ".1f"), steady])  # fmt: skip
     lines.append(markdown_table(["phase", "samples", "s", "samples/s", "tokens/s", "tokens/sample", "GFLOP/s",
-                                 "of bf16 peak"], rows))  # fmt: skip
+                                 "of bf16 peak", "first batch s", "steady (w/o first batch)"], rows))  # fmt: skip
     lines.append("")
     rows = [["iLoRA teacher", fmt(r["test"]["ndcg@10"]), fmt(r["test"]["hr@10"]), fmt(r["test"].get("cand_hr@1")),
              fmt(r["peak_rss_mb"], ",.0f")]]  # fmt: skip

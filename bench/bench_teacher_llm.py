@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ilora_dllm2rec.core.runtime import tune_malloc
 from ilora_dllm2rec.student.base import SequentialRecommender
 from ilora_dllm2rec.teacher.ilora_model import ILoRAModel
 from ilora_dllm2rec.teacher.imitation import LambdaSchedule, teacher_loss
@@ -94,10 +95,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds; the minimum over rounds is reported")
     ap.add_argument("--configs", default="bf16/sdpa,bf16/eager,fp32/sdpa", help="dtype/attn pairs")
     ap.add_argument("--train-dtypes", default="bf16", help="dtypes whose training step is timed")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the decoder (as teacher.compile=true)")
+    ap.add_argument("--no-tune-malloc", action="store_true", help="glibc malloc defaults (general.tune_malloc=false)")
     args = ap.parse_args()
+    print("malloc tuning:", tune_malloc(not args.no_tune_malloc))
     b = args.batch
     print(f"torch threads={torch.get_num_threads()}, batch={b}, max_prompt_tokens={args.tokens}")
     setups = {c: _setup(*c.split("/"), Path(args.cache_dir), b, args.tokens) for c in args.configs.split(",")}
+    if args.compile:
+        for s in setups.values():
+            start = time.perf_counter()
+            s["model"].backbone.compile(dynamic=True)
+            s["forward"]()
+            print(f"compile + first forward: {time.perf_counter() - start:.0f} s")
     jobs = {}
     for c, s in setups.items():
         jobs[f"{c} forward (hidden states, no grad)"] = s["forward"]

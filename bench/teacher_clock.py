@@ -27,6 +27,8 @@ class PhaseClock(L.Callback):
         self.seconds: dict[str, float] = defaultdict(float)
         self.samples: dict[str, int] = defaultdict(int)
         self.tokens: dict[str, int] = defaultdict(int)
+        # the first batch of a phase (compilation with teacher.compile=true, warm-up), kept apart for steady rates
+        self.first: dict[str, dict[str, float]] = {}
         self.phase = "other"
         self._t0 = 0.0
         self.llm_params = 0  # set when the ILoRAModel is built
@@ -34,10 +36,15 @@ class PhaseClock(L.Callback):
     def _start(self, phase: str, batch: dict) -> None:
         self.phase = phase
         self.samples[phase] += int(batch["seq"].shape[0])
+        self._tokens0 = self.tokens[phase]
         self._t0 = time.perf_counter()
 
     def _end(self) -> None:
-        self.seconds[self.phase] += time.perf_counter() - self._t0
+        seconds = time.perf_counter() - self._t0
+        self.seconds[self.phase] += seconds
+        if self.phase not in self.first:
+            self.first[self.phase] = {"seconds": seconds, "samples": self.samples[self.phase],
+                                      "tokens": self.tokens[self.phase] - self._tokens0}  # fmt: skip
         self.phase = "other"
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -133,4 +140,15 @@ def report(clock: PhaseClock, params: int, peak_flops: float) -> dict:
             "flops": flops,
             "peak_fraction": flops / peak_flops,
         }
+        first = clock.first.get(phase)
+        if first and n > first["samples"]:  # steady state: without the first batch (compilation, warm-up)
+            s_sec, s_tok = sec - first["seconds"], tok - first["tokens"]
+            s_flops = FLOPS_PER_PARAM_TOKEN[phase] * params * s_tok / s_sec
+            out[phase].update(
+                first_batch_seconds=first["seconds"],
+                steady_samples_per_s=(n - first["samples"]) / s_sec,
+                steady_tokens_per_s=s_tok / s_sec,
+                steady_flops=s_flops,
+                steady_peak_fraction=s_flops / peak_flops,
+            )
     return out

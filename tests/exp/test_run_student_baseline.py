@@ -91,3 +91,10 @@ def test_unexpected_exception_exits_nonzero(tmp_path):
     proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + ["train.precision=not-a-precision"], tmp_path)
     assert proc.returncode != 0
     assert "not-a-precision" in proc.stderr
+
+
+def test_switch_given_as_yes_is_refused(tmp_path):
+    """`distill.use_dros=no` is the STRING "no" for OmegaConf, and bool("no") is True: refused, key named."""
+    proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + ["distill.use_dros=no"], tmp_path)
+    assert proc.returncode == 2
+    assert "distill.use_dros='no'" in proc.stderr and "true or false" in proc.stderr

@@ -194,3 +194,36 @@ def test_gradient_checkpointing_matches_plain_gradients(make_model, make_student
         model(*batch)["scores"].logsumexp(-1).sum().backward()
         grads.append(torch.cat([p.grad.flatten() for n, p in model.named_parameters() if "lora_A" in n]))
     assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+def test_train_attention_switches_with_the_mode_and_keeps_the_outputs(make_model, make_student, batch) -> None:
+    student = make_student()
+    model = make_model(seed=3, student=student, train_attn_implementation="eager")
+    plain = make_model(seed=3, student=student)  # sdpa for both modes
+    _perturb_adapters(model)
+    plain.load_state_dict(model.state_dict())
+    model.train()
+    assert model.llm.config._attn_implementation == "eager"
+    out = model(*batch)["scores"]
+    plain.train()
+    assert plain.llm.config._attn_implementation == "sdpa"
+    assert torch.allclose(out, plain(*batch)["scores"], atol=1e-4)  # same maths, another kernel
+    model.eval()
+    assert model.llm.config._attn_implementation == "sdpa"  # scoring / export use attn_implementation
+
+
+def test_unknown_train_attention_is_a_config_error() -> None:
+    from ilora_dllm2rec.core.errors import ConfigError
+    from ilora_dllm2rec.teacher.factory import validate_teacher_config
+
+    with pytest.raises(ConfigError, match="teacher.attn_implementation='xformers'"):
+        validate_teacher_config({"train_attn_implementation": "xformers"})
+
+
+def test_compiled_backbone_gives_the_same_scores(make_model, make_student, batch) -> None:
+    student = make_student()
+    eager = make_model(seed=3, student=student).eval()
+    compiled = make_model(seed=3, student=student, compile_backbone=True).eval()
+    assert set(compiled.state_dict()) == set(eager.state_dict())  # in-place compile: checkpoints unchanged
+    with torch.no_grad():
+        assert torch.allclose(compiled(*batch)["scores"], eager(*batch)["scores"], atol=1e-4)

@@ -47,3 +47,30 @@ def with_train_preset(cfg: DictConfig, preset: str, overrides: Sequence[str] = (
         new.train = composed.train
     OmegaConf.set_struct(new, True)
     return new
+
+
+# YAML 1.1 booleans that OmegaConf (YAML 1.2 rules) keeps as STRINGS: `distill.use_dros=no` would be the
+# string "no", and bool("no") is True. Refused everywhere, with the key named.
+_BOOL_LOOKALIKES = {"yes", "no", "on", "off", "y", "n"}
+
+
+def check_switch_values(cfg: DictConfig) -> None:
+    """ConfigError for a switch given as yes/no/on/off, or a ``use_*`` key that is not true/false."""
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+        else:
+            name = path.rsplit(".", 1)[-1]
+            if isinstance(node, str) and node.strip().lower() in _BOOL_LOOKALIKES:
+                raise ConfigError(f"{path}={node!r} is ambiguous: write true or false")
+            if name.startswith("use_") and node is not None and not isinstance(node, bool):
+                raise ConfigError(f"{path}={node!r} must be true or false")
+
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    container.pop("hydra", None)
+    walk(container, "")

@@ -20,10 +20,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..core.artifacts import update_json
-from ..core.config import config_dir
+from ..core.config import check_switch_values, config_dir
 from ..core.errors import UserError
 from ..core.git_info import save_git_info
 from ..core.run_logging import RunDir
+from ..core.runtime import tune_malloc
 
 log = logging.getLogger("ilora_dllm2rec")
 
@@ -75,9 +76,11 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], ob
         @functools.wraps(fn)
         def task(cfg: DictConfig) -> None:
             quiet_third_party_logs()
+            tune_malloc(bool(cfg.general.tune_malloc))
             run = run_dir_from_hydra()
             save_git_info(run.root)
             try:
+                check_switch_values(cfg)
                 fn(cfg, run)
             except UserError as exc:
                 message = " ".join(str(exc).split())  # one line, always

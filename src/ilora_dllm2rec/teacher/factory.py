@@ -11,7 +11,7 @@ from ..core.errors import ConfigError
 from ..student.base import SequentialRecommender
 from .ilora_model import DEFAULT_TARGETS, ILoRAModel
 from .imitation import IMITATION_LOSSES, LambdaSchedule
-from .llm import load_llm
+from .llm import load_llm, resolve_attn_implementation
 from .moe_lora import ADAPTER_MODES, check_expert_rank
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ def validate_teacher_config(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"teacher.adapter={adapter!r} is not supported: use one of {list(ADAPTER_MODES)}")
     if adapter == "moelora":
         check_expert_rank(int(cfg.get("num_experts", 4)), int(cfg.get("lora_r", 8)))
+    train_attn = cfg.get("train_attn_implementation")
+    if train_attn is not None:
+        resolve_attn_implementation(str(train_attn))
     loss = cfg.get("distill_loss_type", "mse")
     if loss not in IMITATION_LOSSES:
         raise ConfigError(f"teacher.distill_loss_type={loss!r} is not supported: use one of {list(IMITATION_LOSSES)}")
@@ -78,6 +81,8 @@ def build_ilora_model(
         use_item_embeddings_head=bool(cfg.get("use_item_embeddings_head", True)),
         head_residual=bool(cfg.get("head_residual", True)),
         item_embedding_adapters=bool(export.get("item_embedding_adapters", False)),
+        train_attn_implementation=cfg.get("train_attn_implementation"),
+        compile_backbone=bool(cfg.get("compile", False)),
     )
     hidden = cfg.get("hidden_size")
     if hidden is not None and int(hidden) != model.hidden_size:

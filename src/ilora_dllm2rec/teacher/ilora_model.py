@@ -30,7 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..core.errors import ArtifactError, ConfigError
 from ..student.base import SequentialRecommender
 from .interfaces import TeacherRecommender
-from .llm import backbone_of, enable_checkpointing, is_checkpointing
+from .llm import backbone_of, enable_checkpointing, is_checkpointing, set_attention
 from .moe_lora import GateContext, configure_adapter
 from .prompts import PromptBuilder, add_special_tokens, resolve_template
 
@@ -60,6 +60,8 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         use_item_embeddings_head: bool = True,
         item_embedding_adapters: bool = False,
         head_residual: bool = True,
+        train_attn_implementation: str | None = None,
+        compile_backbone: bool = False,
     ) -> None:
         super().__init__()
         if student.num_items != len(item_titles):
@@ -88,6 +90,11 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         if adapter == "moelora" and is_checkpointing(self.llm):
             enable_checkpointing(self.llm, context_fn=self.gate_context.checkpoint_context_fn)
         self.hidden_size = int(self.llm.get_input_embeddings().embedding_dim)  # D, read from the LLM
+        # attention for training vs scoring (None: the one the LLM was loaded with, for both)
+        self.attn_implementations = {False: llm.config._attn_implementation, True: train_attn_implementation}
+        if compile_backbone:
+            # in place (state-dict keys unchanged); dynamic shapes: prompt lengths and batch sizes vary
+            self.backbone.compile(dynamic=True)
 
         self.student = student
         student.requires_grad_(False)
@@ -105,6 +112,8 @@ class ILoRAModel(nn.Module, TeacherRecommender):
     def train(self, mode: bool = True) -> ILoRAModel:
         super().train(mode)
         self.student.eval()  # frozen: never dropout in the student, whatever the trainer does
+        if self.attn_implementations[True] is not None:
+            set_attention(self.llm, self.attn_implementations[bool(mode)])
         return self
 
     @property

@@ -153,6 +153,18 @@ def is_checkpointing(model: torch.nn.Module) -> bool:
     return bool(flag if flag is not None else getattr(base, "is_gradient_checkpointing", False))
 
 
+def set_attention(model: torch.nn.Module, attn_implementation: str) -> None:
+    """Switch the attention implementation of a loaded (possibly PEFT-wrapped) model in place.
+
+    Transformers looks the attention function up on every forward, so this takes effect at once; it lets the
+    teacher train with one implementation and score with another (``teacher.train_attn_implementation``).
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    attn = resolve_attn_implementation(attn_implementation)
+    if base.config._attn_implementation != attn:
+        base.set_attn_implementation(attn)
+
+
 def backbone_of(model: torch.nn.Module) -> torch.nn.Module:
     """The decoder stack of a causal LM (or of a PEFT-wrapped one): returns hidden states, no LM head."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -1,0 +1,52 @@
+"""Entry-point process settings (core/runtime.py) and the yes/no switch check (core/config.py)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from ilora_dllm2rec.core import runtime
+
+
+class FakeLibc:
+    def __init__(self, result: int = 1) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.result = result
+
+    def mallopt(self, param, value) -> int:
+        self.calls.append((param.value, value.value))
+        return self.result
+
+
+def test_tune_malloc_sets_both_thresholds() -> None:
+    libc = FakeLibc()
+    settings = runtime.tune_malloc(True, libc=libc)
+    assert libc.calls == [(-3, 32 * 1024 * 1024), (-1, 2**31 - 1)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    assert settings == {"M_MMAP_THRESHOLD": 32 * 1024 * 1024, "M_TRIM_THRESHOLD": 2**31 - 1}
+
+
+def test_tune_malloc_disabled_or_refused_changes_nothing(caplog) -> None:
+    libc = FakeLibc()
+    assert runtime.tune_malloc(False, libc=libc) is None and libc.calls == []
+    assert runtime.tune_malloc(True, libc=FakeLibc(result=0)) is None
+    assert "refused" in caplog.text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_tune_malloc_on_this_linux() -> None:
+    assert runtime._glibc() is not None
+    assert runtime.tune_malloc(True) is not None
+
+
+def test_switch_values_are_checked() -> None:
+    from omegaconf import OmegaConf
+
+    from ilora_dllm2rec.core.config import check_switch_values
+    from ilora_dllm2rec.core.errors import ConfigError
+
+    check_switch_values(OmegaConf.create({"a": {"use_x": True, "name": "none", "k": 3}}))
+    for bad, needle in [({"a": {"use_x": "on"}}, "a.use_x='on'"), ({"a": {"use_x": 1}}, "a.use_x=1"),
+                        ({"b": {"flag": "Yes"}}, "b.flag='Yes'")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=needle):
+            check_switch_values(OmegaConf.create(bad))
