@@ -174,6 +174,9 @@ TEACHER_KEYS = (
     "max_train_samples",
     "max_eval_samples",
     "head_residual",
+    "attn_implementation",
+    "train_attn_implementation",
+    "compile",
 )
 
 

@@ -1,6 +1,7 @@
 """Student baselines on the real MovieLens-100K (leave-one-out, full ranking, max_seq_len 50).
 
     PYTHONPATH=src python bench/bench_students.py [--data-dir DIR] [--epochs 200] [--models a,b,...] [--quick]
+        [--seeds 0,1,2]   # trained rows once per seed (general.seed), plus a mean +- sd table
 
 Rows: popularity and Markov-chain sanity checks, then SASRec (ce), SASRec (dros = bce + DRO), GRU4Rec and
 Caser, each trained through the platform's library code (the real Hydra config from conf/ with overrides,
@@ -67,6 +68,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the throughput configs (best kept)")
     p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one, deleted)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per row (default: torch's)")
+    p.add_argument("--seeds", default=None, help="comma list of general.seed values: trained rows run once per seed")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -234,7 +236,9 @@ def worker_throughput(args: argparse.Namespace) -> dict:
 def worker_main(args: argparse.Namespace) -> None:
     quiet()
     set_threads(args.threads)
-    row = args.worker
+    row, _, seed = args.worker.partition("@")  # "sasrec@2": the sasrec row with general.seed=2
+    if seed:
+        args.override.append(f"general.seed={int(seed)}")
     if row in SIMPLE:
         result = worker_simple(args, row)
     elif row in TRAINED:
@@ -268,9 +272,10 @@ def main_table(results: dict[str, dict]) -> str:
             continue
         t = r["test"]
         epochs = f"{r['best_epoch']} / {r['epochs_run']}" if "best_epoch" in r else "-"
+        base, _, seed = row.partition("@")
         rows.append(
             [
-                LABELS.get(row, row),
+                LABELS.get(base, base) + (f", seed {seed}" if seed else ""),
                 fmt(t["hr@10"]),
                 fmt(t["ndcg@10"]),
                 fmt(t.get("cand_hr@1")),
@@ -282,6 +287,30 @@ def main_table(results: dict[str, dict]) -> str:
                 fmt(r["wall_s"], ".1f"),
             ]
         )
+    return markdown_table(headers, rows)
+
+
+def seed_table(results: dict[str, dict]) -> str:
+    """Mean +- sample sd over seeds of each trained row run with --seeds (test and val NDCG@10, test HR@10)."""
+    import statistics
+
+    groups: dict[str, list[dict]] = {}
+    for row, r in results.items():
+        base, _, seed = row.partition("@")
+        if seed:
+            groups.setdefault(base, []).append(r)
+
+    def mean_sd(values: list[float]) -> str:
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.4f} +- {sd:.4f}"
+
+    rows = [
+        [LABELS.get(base, base), str(len(rs)), mean_sd([r["test"]["ndcg@10"] for r in rs]),
+         mean_sd([r["test"]["hr@10"] for r in rs]), mean_sd([r["val"]["ndcg@10"] for r in rs]),
+         " / ".join(f"{r['test']['ndcg@10']:.4f}" for r in rs)]  # fmt: skip
+        for base, rs in groups.items()
+    ]
+    headers = ["model", "seeds", "test NDCG@10", "test HR@10", "val NDCG@10", "test NDCG@10 per seed"]
     return markdown_table(headers, rows)
 
 
@@ -319,6 +348,9 @@ def main() -> None:
     unknown = [m for m in rows if m not in (*SIMPLE, *TRAINED, "throughput")]
     if unknown:
         raise SystemExit(f"unknown --models {unknown}; valid: {', '.join((*SIMPLE, *TRAINED, 'throughput'))}")
+    if args.seeds:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        rows = [r for m in rows for r in ([f"{m}@{s}" for s in seeds] if m in TRAINED else [m])]
     temp = args.work_dir is None
     args.work_dir = Path(tempfile.mkdtemp(prefix="bench_students_")) if temp else args.work_dir.resolve()
     args.work_dir.mkdir(parents=True, exist_ok=True)
@@ -343,6 +375,9 @@ def main() -> None:
     print(f"\n{command_line()}\n")
     print(f"total wall time {time.perf_counter() - start:.0f} s; load average after: {loadavg()}\n")
     print(main_table(results))
+    if args.seeds:
+        print()
+        print(seed_table(results))
     if "throughput" in results:
         print()
         print(throughput_table(results["throughput"]))

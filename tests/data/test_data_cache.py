@@ -68,12 +68,14 @@ def test_cache_key_follows_config_and_file_identity(tmp_path):
     # keys that cannot change the arrays do not change the key
     same = make_cfg("ml-100k", raw, max_seq_len=5, item_kind="film", prompt_template="x")
     assert prepare_data(same, None).fingerprint == base
-    # a copied folder with identical files (name, size, mtime) keeps the key ...
-    shutil.copytree(raw, tmp_path / "moved", copy_function=shutil.copy2)
+    # a copied folder with identical bytes keeps the key, whatever the timestamps (re-extracted downloads) ...
+    shutil.copytree(raw, tmp_path / "moved", copy_function=shutil.copyfile)
+    st = os.stat(tmp_path / "moved" / "u.data")
+    os.utime(tmp_path / "moved" / "u.data", ns=(st.st_atime_ns, st.st_mtime_ns + 10**12))
     assert prepare_data(make_cfg("ml-100k", tmp_path / "moved", max_seq_len=5), None).fingerprint == base
-    # ... an edited file does not
-    st = os.stat(raw / "u.data")
-    os.utime(raw / "u.data", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    # ... an edited file (same size, one byte changed) does not
+    data = (raw / "u.data").read_bytes()
+    (raw / "u.data").write_bytes(data[:-2] + (b"4" if data[-2:-1] != b"4" else b"3") + data[-1:])
     assert prepare_data(make_cfg("ml-100k", raw, max_seq_len=5), None).fingerprint != base
 
 
