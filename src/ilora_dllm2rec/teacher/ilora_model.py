@@ -112,8 +112,6 @@ class ILoRAModel(nn.Module, TeacherRecommender):
     def train(self, mode: bool = True) -> ILoRAModel:
         super().train(mode)
         self.student.eval()  # frozen: never dropout in the student, whatever the trainer does
-        if self.attn_implementations[True] is not None:
-            set_attention(self.llm, self.attn_implementations[bool(mode)])
         return self
 
     @property
@@ -138,6 +136,9 @@ class ILoRAModel(nn.Module, TeacherRecommender):
     def _hidden(self, attention_mask: torch.Tensor, inputs_embeds: torch.Tensor) -> torch.Tensor:
         # explicit positions: with left padding the first real token is position 0, whatever the batch
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if self.attn_implementations[True] is not None:
+            # chosen per call from self.training: Lightning restores train/eval flags without calling .train()
+            set_attention(self.llm, self.attn_implementations[self.training])
         out = self.backbone(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         )
