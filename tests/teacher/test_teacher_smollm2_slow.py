@@ -44,14 +44,17 @@ def test_smollm2_train_step_and_scoring() -> None:
     opt = torch.optim.AdamW(model.parameter_groups(1e-3))
     lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
     model.train()
-    out = model(seq, len_seq)
-    loss = teacher_loss(
-        out["scores"], target, out["q_u"], out["z_u"], 0, schedule=LambdaSchedule(1.0, 0.0, "linear", 10)
-    )
-    assert torch.isfinite(loss["loss"])
-    loss["loss"].backward()
-    opt.step()
-    assert all(p.abs().sum() > 0 for p in lora_b)  # B left zero-init after one step
+    # two steps: with the residual head (P zero-initialised) no gradient reaches the LLM in the first one
+    for step in range(2):
+        out = model(seq, len_seq)
+        loss = teacher_loss(
+            out["scores"], target, out["q_u"], out["z_u"], step, schedule=LambdaSchedule(1.0, 0.0, "linear", 10)
+        )
+        assert torch.isfinite(loss["loss"])
+        opt.zero_grad()
+        loss["loss"].backward()
+        opt.step()
+    assert all(p.abs().sum() > 0 for p in lora_b)  # B left zero-init
 
     model.eval()
     with torch.no_grad():
