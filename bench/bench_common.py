@@ -71,14 +71,13 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def set_threads(threads: int | None) -> None:
-    """Pin torch's intra-op threads (``--threads``); by default torch uses one per physical core.
-
-    Also applies the entry points' process settings (``general.tune_malloc`` default), so a worker runs
-    like ``run-*`` would.
-    """
+def worker_setup(threads: int | None) -> None:
+    """A benchmark worker's process settings: quiet logs, the entry points' malloc tuning
+    (``general.tune_malloc`` default, so a worker runs like ``run-*`` would) and torch's intra-op threads
+    (``--threads``; by default torch uses one per physical core)."""
     from ilora_dllm2rec.core.runtime import tune_malloc
 
+    quiet()
     tune_malloc()
     if threads is not None:
         torch.set_num_threads(int(threads))

@@ -38,7 +38,7 @@ from bench_common import (
     markdown_table,
     quiet,
     run_worker,
-    set_threads,
+    worker_setup,
     write_worker_result,
 )
 
@@ -346,8 +346,7 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
 
 
 def worker_main(args: argparse.Namespace) -> None:
-    quiet()
-    set_threads(args.threads)
+    worker_setup(args.threads)
     kind, *rest = args.worker.split("-")
     fns = {
         "baseline": worker_baseline,

@@ -31,7 +31,7 @@ from bench_common import (
     markdown_table,
     quiet,
     run_worker,
-    set_threads,
+    worker_setup,
     write_worker_result,
 )
 
@@ -234,8 +234,7 @@ def worker_throughput(args: argparse.Namespace) -> dict:
 
 
 def worker_main(args: argparse.Namespace) -> None:
-    quiet()
-    set_threads(args.threads)
+    worker_setup(args.threads)
     row, _, seed = args.worker.partition("@")  # "sasrec@2": the sasrec row with general.seed=2
     if seed:
         args.override.append(f"general.seed={int(seed)}")

@@ -31,6 +31,7 @@ class PhaseClock(L.Callback):
         self.first: dict[str, dict[str, float]] = {}
         self.phase = "other"
         self._t0 = 0.0
+        self._tokens0 = 0
         self.llm_params = 0  # set when the ILoRAModel is built
 
     def _start(self, phase: str, batch: dict) -> None:

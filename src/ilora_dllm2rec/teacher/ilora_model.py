@@ -30,7 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..core.errors import ArtifactError, ConfigError
 from ..student.base import SequentialRecommender
 from .interfaces import TeacherRecommender
-from .llm import backbone_of, enable_checkpointing, is_checkpointing, set_attention
+from .llm import backbone_of, enable_checkpointing, is_checkpointing, resolve_attn_implementation, set_attention
 from .moe_lora import GateContext, configure_adapter
 from .prompts import PromptBuilder, add_special_tokens, resolve_template
 
@@ -91,7 +91,8 @@ class ILoRAModel(nn.Module, TeacherRecommender):
             enable_checkpointing(self.llm, context_fn=self.gate_context.checkpoint_context_fn)
         self.hidden_size = int(self.llm.get_input_embeddings().embedding_dim)  # D, read from the LLM
         # attention for training vs scoring (None: the one the LLM was loaded with, for both)
-        self.attn_implementations = {False: llm.config._attn_implementation, True: train_attn_implementation}
+        train_attn = resolve_attn_implementation(train_attn_implementation) if train_attn_implementation else None
+        self.attn_implementations = {False: llm.config._attn_implementation, True: train_attn}
         if compile_backbone:
             # in place (state-dict keys unchanged); dynamic shapes: prompt lengths and batch sizes vary
             self.backbone.compile(dynamic=True)

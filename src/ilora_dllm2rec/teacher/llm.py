@@ -154,15 +154,15 @@ def is_checkpointing(model: torch.nn.Module) -> bool:
 
 
 def set_attention(model: torch.nn.Module, attn_implementation: str) -> None:
-    """Switch the attention implementation of a loaded (possibly PEFT-wrapped) model in place.
+    """Switch the attention implementation (already resolved: :func:`resolve_attn_implementation`) of a
+    loaded, possibly PEFT-wrapped, model in place.
 
     Transformers looks the attention function up on every forward, so this takes effect at once; it lets the
     teacher train with one implementation and score with another (``teacher.train_attn_implementation``).
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    attn = resolve_attn_implementation(attn_implementation)
-    if base.config._attn_implementation != attn:
-        base.set_attn_implementation(attn)
+    if base.config._attn_implementation != attn_implementation:
+        base.set_attn_implementation(attn_implementation)
 
 
 def backbone_of(model: torch.nn.Module) -> torch.nn.Module:
