@@ -22,10 +22,12 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ILORA_PYTHON=python
 
-# git: each run records its commit in git_info.txt; the bind-mounted checkout belongs to the host user
+# git: each run records its commit in git_info.txt; the bind-mounted checkout belongs to the host user.
+# g++: torch.compile (teacher.compile=true, on in the CPU presets) builds its CPU kernels and Triton's
+# GPU launchers with it
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git \
+    && apt-get install -y --no-install-recommends git g++ \
     && rm -rf /var/lib/apt/lists/* \
     && git config --system --add safe.directory /workspace
 

@@ -304,9 +304,14 @@ def seed_table(results: dict[str, dict]) -> str:
         return f"{statistics.mean(values):.4f} +- {sd:.4f}"
 
     rows = [
-        [LABELS.get(base, base), str(len(rs)), mean_sd([r["test"]["ndcg@10"] for r in rs]),
-         mean_sd([r["test"]["hr@10"] for r in rs]), mean_sd([r["val"]["ndcg@10"] for r in rs]),
-         " / ".join(f"{r['test']['ndcg@10']:.4f}" for r in rs)]  # fmt: skip
+        [
+            LABELS.get(base, base),
+            str(len(rs)),
+            mean_sd([r["test"]["ndcg@10"] for r in rs]),
+            mean_sd([r["test"]["hr@10"] for r in rs]),
+            mean_sd([r["val"]["ndcg@10"] for r in rs]),
+            " / ".join(f"{r['test']['ndcg@10']:.4f}" for r in rs),
+        ]  # fmt: skip
         for base, rs in groups.items()
     ]
     headers = ["model", "seeds", "test NDCG@10", "test HR@10", "val NDCG@10", "test NDCG@10 per seed"]

@@ -22,7 +22,7 @@ from ilora_dllm2rec.core.runtime import tune_malloc
 from ilora_dllm2rec.student.base import SequentialRecommender
 from ilora_dllm2rec.teacher.ilora_model import ILoRAModel
 from ilora_dllm2rec.teacher.imitation import LambdaSchedule, teacher_loss
-from ilora_dllm2rec.teacher.llm import load_llm
+from ilora_dllm2rec.teacher.llm import compile_decoder_layers, load_llm
 from ilora_dllm2rec.teacher.moe_lora import moelora_layers
 from teacher_clock import matmul_peak, non_embedding_parameters
 
@@ -95,7 +95,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds; the minimum over rounds is reported")
     ap.add_argument("--configs", default="bf16/sdpa,bf16/eager,fp32/sdpa", help="dtype/attn pairs")
     ap.add_argument("--train-dtypes", default="bf16", help="dtypes whose training step is timed")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the decoder (as teacher.compile=true)")
+    ap.add_argument(
+        "--compile", nargs="?", const="regional", default=None, choices=("regional", "full"),
+        help="torch.compile the LLM: per decoder layer (regional, as teacher.compile=true) or the whole stack",
+    )  # fmt: skip
     ap.add_argument("--no-tune-malloc", action="store_true", help="glibc malloc defaults (general.tune_malloc=false)")
     args = ap.parse_args()
     print("malloc tuning:", tune_malloc(not args.no_tune_malloc))
@@ -105,9 +108,9 @@ def main() -> None:
     if args.compile:
         for s in setups.values():
             start = time.perf_counter()
-            s["model"].backbone.compile(dynamic=True)
+            compile_decoder_layers(s["model"].llm, regional=args.compile == "regional")
             s["forward"]()
-            print(f"compile + first forward: {time.perf_counter() - start:.0f} s")
+            print(f"{args.compile} compile + first forward: {time.perf_counter() - start:.0f} s")
     jobs = {}
     for c, s in setups.items():
         jobs[f"{c} forward (hidden states, no grad)"] = s["forward"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from data_helpers import synthetic_cfg
 
@@ -69,3 +70,38 @@ def test_sharding_under_ddp_covers_everything(monkeypatch):
         seen.append(torch.cat(parts))
     assert len(seen[0]) == len(seen[1]) == 51
     assert set(torch.cat(seen).tolist()) == set(range(101))
+
+
+def _padding(batches: list[torch.Tensor], lengths: np.ndarray) -> int:
+    """Padded slots when each batch is padded to its longest row."""
+    return sum(int(lengths[b].max()) * len(b) - int(lengths[b].sum()) for b in (x.numpy() for x in batches))
+
+
+def test_length_grouping_keeps_a_seeded_permutation_with_little_padding():
+    lengths = np.random.default_rng(0).integers(60, 160, size=1003)
+    grouped = list(BatchIndexSampler(1003, 16, shuffle=True, seed=3, lengths=lengths))
+    assert sorted(torch.cat(grouped).tolist()) == list(range(1003))  # every row once
+    assert len(grouped[-1]) == 1003 % 16 and all(len(b) == 16 for b in grouped[:-1])  # short batch last
+    again = list(BatchIndexSampler(1003, 16, shuffle=True, seed=3, lengths=lengths))
+    assert all(torch.equal(a, b) for a, b in zip(grouped, again))  # deterministic by seed
+    sampler = BatchIndexSampler(1003, 16, shuffle=True, seed=3, lengths=lengths)
+    sampler.set_epoch(1)
+    assert not torch.equal(torch.cat(list(sampler)), torch.cat(grouped))  # a new order per epoch
+    plain = list(BatchIndexSampler(1003, 16, shuffle=True, seed=3))
+    assert _padding(grouped, lengths) < 0.1 * _padding(plain, lengths)
+    # batches are not simply sorted: the epoch's batch order is shuffled
+    means = [float(lengths[b.numpy()].mean()) for b in grouped]
+    assert means != sorted(means) and means != sorted(means, reverse=True)
+
+
+def test_length_grouping_under_ddp_and_bad_lengths(monkeypatch):
+    lengths = np.random.default_rng(1).integers(1, 100, size=101)
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setattr(BatchIndexSampler, "_world", staticmethod(lambda r=rank: (r, 2)))
+        parts = list(BatchIndexSampler(101, 10, shuffle=True, seed=1, lengths=lengths))
+        assert len(parts) == 6
+        seen.append(torch.cat(parts))
+    assert set(torch.cat(seen).tolist()) == set(range(101))
+    with pytest.raises(ValueError, match="lengths has 50 entries for 101 rows"):
+        BatchIndexSampler(101, 10, shuffle=True, seed=1, lengths=lengths[:50])

@@ -97,11 +97,19 @@ def test_export_sharded_over_two_processes_matches_single(tiny_cfg, tmp_path, ba
     assert np.allclose(single[1], sharded[1], atol=1e-5)
 
 
-def test_teacher_trains_its_own_baseline_and_exports(tiny_cfg, tmp_path):
+def test_teacher_trains_its_own_baseline_and_exports(tiny_cfg, tmp_path, monkeypatch):
+    from ilora_dllm2rec.teacher import train as teacher_train
+
     cfg = teacher_cfg(tiny_cfg, tmp_path)
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run = RunDir(tmp_path / "result" / "result_20000101_000000")
+    loaders = []
+    build = teacher_train.build_dataloader
+    monkeypatch.setattr(teacher_train, "build_dataloader", lambda *a, **k: loaders.append(k) or build(*a, **k))
     result = train_teacher(cfg, run, data, [])
+    lengths = loaders[0]["lengths"]  # teacher.group_by_length (default): training batches grouped by prompt length
+    assert loaders[0]["shuffle"] and len(lengths) == 16 and lengths.min() > 0 and lengths.max() <= 48
+    assert all(k.get("lengths") is None for k in loaders[1:])  # validation keeps its order
     assert (run.root / "models" / "baseline" / "manifest.json").is_file()  # trained first: none existed
     assert result["parameters"]["trainable"] < result["parameters"]["total"]
     ckpt = torch.load(run.root / "models" / "teacher" / "best.ckpt", map_location="cpu", weights_only=False)

@@ -226,5 +226,17 @@ def test_compiled_backbone_gives_the_same_scores(make_model, make_student, batch
     eager = make_model(seed=3, student=student).eval()
     compiled = make_model(seed=3, student=student, compile_backbone=True).eval()
     assert set(compiled.state_dict()) == set(eager.state_dict())  # in-place compile: checkpoints unchanged
+    layers = list(compiled.backbone.layers)
+    assert layers and all(layer._compiled_call_impl is not None for layer in layers)  # regional: per decoder layer
+    assert compiled.backbone._compiled_call_impl is None
     with torch.no_grad():
         assert torch.allclose(compiled(*batch)["scores"], eager(*batch)["scores"], atol=1e-4)
+    # training: the compiled layers' backward gives the adapters the same gradients
+    grads = []
+    for model in (eager, compiled):
+        _perturb_adapters(model)
+        model.train()
+        model(*batch)["scores"].logsumexp(-1).sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if "lora_" in n})
+    assert grads[0].keys() == grads[1].keys() and all(g is not None for g in grads[1].values())
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-4) for n in grads[0])

@@ -12,8 +12,15 @@ from ilora_dllm2rec.teacher.lit_module import TeacherLitModule
 
 def make_module(model) -> TeacherLitModule:
     module = TeacherLitModule(
-        model, lr=1e-3, gate_lr_scale=0.3, weight_decay=0.0, warmup_ratio=0.0, loss_type="mse", temperature=0.1,
-        schedule_factory=lambda total: LambdaSchedule(1.0, 0.0, "linear", None, total), meta={"num_items": 1},
+        model,
+        lr=1e-3,
+        gate_lr_scale=0.3,
+        weight_decay=0.0,
+        warmup_ratio=0.0,
+        loss_type="mse",
+        temperature=0.1,
+        schedule_factory=lambda total: LambdaSchedule(1.0, 0.0, "linear", None, total),
+        meta={"num_items": 1},
     )
     module.schedule = module.schedule_factory(10)
     return module

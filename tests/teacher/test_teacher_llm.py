@@ -80,3 +80,18 @@ def test_prepared_folder_is_reused_without_sources(tmp_path: Path, tiny_llm_dir:
     assert prep.prepare_llm("embedded:smollm2-135m-instruct", cache, allow_download=False) == target
     model, _ = load_llm("embedded:smollm2-135m-instruct", dtype="fp32", model_cache_dir=cache, allow_download=False)
     assert model.config.hidden_size == 32
+
+
+def test_compile_without_a_cpp_compiler_is_a_clear_config_error(
+    tiny_llm_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from ilora_dllm2rec.teacher import llm as llm_module
+
+    llm, _ = load_llm(str(tiny_llm_dir), dtype="fp32", model_cache_dir=tmp_path / "models")
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(llm_module.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match=r"teacher.compile=true needs a C\+\+ compiler.*teacher.compile=false"):
+        llm_module.compile_decoder_layers(llm)
+    assert backbone_of(llm).layers[0]._compiled_call_impl is None  # nothing half-compiled
+    monkeypatch.setattr(llm_module.shutil, "which", lambda name: f"/usr/bin/{name}" if name == "c++" else None)
+    assert llm_module.check_compiler() == "/usr/bin/c++"

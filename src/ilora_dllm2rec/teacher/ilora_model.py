@@ -30,7 +30,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..core.errors import ArtifactError, ConfigError
 from ..student.base import SequentialRecommender
 from .interfaces import TeacherRecommender
-from .llm import backbone_of, enable_checkpointing, is_checkpointing, resolve_attn_implementation, set_attention
+from .llm import (
+    backbone_of,
+    compile_decoder_layers,
+    enable_checkpointing,
+    is_checkpointing,
+    resolve_attn_implementation,
+    set_attention,
+)
 from .moe_lora import GateContext, configure_adapter
 from .prompts import PromptBuilder, add_special_tokens, resolve_template
 
@@ -94,8 +101,7 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         train_attn = resolve_attn_implementation(train_attn_implementation) if train_attn_implementation else None
         self.attn_implementations = {False: llm.config._attn_implementation, True: train_attn}
         if compile_backbone:
-            # in place (state-dict keys unchanged); dynamic shapes: prompt lengths and batch sizes vary
-            self.backbone.compile(dynamic=True)
+            compile_decoder_layers(self.llm)  # per decoder layer, in place: seconds to compile, keys unchanged
 
         self.student = student
         student.requires_grad_(False)

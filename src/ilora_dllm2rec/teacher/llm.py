@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,3 +177,41 @@ def backbone_of(model: torch.nn.Module) -> torch.nn.Module:
     if decoder is None or decoder is base:
         raise ConfigError(f"cannot find the decoder stack of {type(base).__name__}: use a Transformers causal LM")
     return decoder
+
+
+def check_compiler() -> str:
+    """The C++ compiler torch.compile's Inductor needs (CPU kernels; Triton's launchers on GPU), else ConfigError.
+
+    Without one the failure comes deep inside the first forward as a long Inductor traceback."""
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        path = shutil.which(name) if name else None
+        if path:
+            return path
+    raise ConfigError(
+        "teacher.compile=true needs a C++ compiler for torch.compile and none was found (CXX, g++, c++, clang++): "
+        "install one (e.g. apt-get install g++) or set teacher.compile=false"
+    )
+
+
+def compile_decoder_layers(model: torch.nn.Module, *, regional: bool = True) -> int:
+    """``torch.compile`` the LLM in place (state-dict keys unchanged); returns how many modules were compiled.
+
+    ``regional`` (default): compile each repeated decoder layer (the classes in the model's
+    ``_no_split_modules``, e.g. ``LlamaDecoderLayer``) instead of the whole decoder stack. Why: all layers
+    run the same code, so Dynamo traces and Inductor compiles ONE layer graph and every other layer reuses
+    it (PyTorch's "regional compilation" recipe); compilation takes seconds instead of minutes, and the
+    win is the same on CPU (fused RMSNorm, RoPE, SwiGLU and LoRA element-wise work inside each layer).
+    Dynamic shapes: prompt lengths and batch sizes vary. Falls back to the whole stack when the model
+    declares no layer class.
+    """
+    check_compiler()
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layer_classes = set(getattr(base, "_no_split_modules", None) or [])
+    backbone = backbone_of(model)
+    layers = [m for m in backbone.modules() if type(m).__name__ in layer_classes] if regional else []
+    if not layers:
+        backbone.compile(dynamic=True)
+        return 1
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)

@@ -20,6 +20,7 @@ from ..data import SampleSet, SplitData, build_dataloader
 from ..student.base import SequentialRecommender
 from ..student.evaluator import evaluate
 from ..student.train import find_baseline, load_student_checkpoint, run_baseline_stage
+from .export import prompt_lengths
 from .factory import build_ilora_model, build_lambda_schedule
 from .ilora_model import ILoRAModel
 from .lit_module import TeacherLitModule
@@ -183,7 +184,13 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
         with time_block(run, "teacher_train_time_total"):
             trainer.fit(
                 module,
-                train_dataloaders=build_dataloader(train, int(cfg.train.batch_size), shuffle=True, seed=seed),
+                train_dataloaders=build_dataloader(
+                    train,
+                    int(cfg.train.batch_size),
+                    shuffle=True,
+                    seed=seed,
+                    lengths=prompt_lengths(model, train) if cfg.teacher.group_by_length else None,
+                ),
                 val_dataloaders=build_dataloader(val, int(cfg.train.eval_batch_size), shuffle=False, seed=seed),
             )
         best = Path(ckpt.best_model_path) if ckpt.best_model_path else run.models(stage) / "last.ckpt"
