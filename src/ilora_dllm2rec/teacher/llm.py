@@ -211,7 +211,9 @@ def compile_decoder_layers(model: torch.nn.Module, *, regional: bool = True) -> 
     layers = [m for m in backbone.modules() if type(m).__name__ in layer_classes] if regional else []
     if not layers:
         backbone.compile(dynamic=True)
+        log.info("torch.compile: the whole decoder stack of %s (no repeated layer class found)", type(base).__name__)
         return 1
     for layer in layers:
         layer.compile(dynamic=True)
+    log.info("torch.compile: %d decoder layers of %s, one shared graph", len(layers), type(base).__name__)
     return len(layers)
