@@ -23,7 +23,7 @@ ENV PYTHONUNBUFFERED=1 \
     ILORA_PYTHON=python
 
 # git: each run records its commit in git_info.txt; the bind-mounted checkout belongs to the host user.
-# g++: torch.compile (teacher.compile=true, on in the CPU presets) builds its CPU kernels and Triton's
+# g++: torch.compile (teacher.compile=true, on in experiment=ml100k_cpu) builds its CPU kernels and Triton's
 # GPU launchers with it
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -311,7 +311,7 @@ def seed_table(results: dict[str, dict]) -> str:
             mean_sd([r["test"]["hr@10"] for r in rs]),
             mean_sd([r["val"]["ndcg@10"] for r in rs]),
             " / ".join(f"{r['test']['ndcg@10']:.4f}" for r in rs),
-        ]  # fmt: skip
+        ]
         for base, rs in groups.items()
     ]
     headers = ["model", "seeds", "test NDCG@10", "test HR@10", "val NDCG@10", "test NDCG@10 per seed"]
