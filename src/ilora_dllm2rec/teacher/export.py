@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from ..core.trainer import resolve_precision
 from ..data import SampleSet, build_dataloader
+from .prompts import prompt_token_counts
 
 log = logging.getLogger(__name__)
 
@@ -74,24 +75,13 @@ def merge_shards(folder: Path, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, dist
 
 
-def prompt_lengths(teacher: torch.nn.Module, samples: SampleSet) -> np.ndarray | None:
-    """Prompt token count of every row for LLM teachers (None for teachers without prompts)."""
-    prompts = getattr(teacher, "prompts", None)
-    if prompts is None:
-        return None
-    return np.fromiter(
-        (len(prompts.prompt_ids(row[:n].tolist())[0]) for row, n in zip(samples.seq, samples.len_seq)),
-        dtype=np.int64,
-        count=len(samples),
-    )
-
-
 def length_order(teacher: torch.nn.Module, samples: SampleSet) -> np.ndarray:
     """Row order for batching: by prompt token count for LLM teachers (titles differ in length, so history
     length alone leaves ~10% padding at 10 titles per prompt), by history length otherwise."""
-    lengths = prompt_lengths(teacher, samples)
-    if lengths is None:
+    prompts = getattr(teacher, "prompts", None)
+    if prompts is None:
         return np.argsort(samples.len_seq, kind="stable")
+    lengths = prompt_token_counts(prompts, samples.seq, samples.len_seq)
     return np.lexsort((samples.len_seq, lengths))  # stable: by prompt length, then history length
 
 

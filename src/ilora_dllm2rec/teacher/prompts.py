@@ -21,6 +21,7 @@ import inspect
 import logging
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -212,3 +213,10 @@ class PromptBuilder:
         out = self._left_pad(rows, owners, fill=0)
         out["title_mask"] = out.pop("hist_item_ids").bool()
         return out
+
+
+def prompt_token_counts(prompts: PromptBuilder, seq: np.ndarray, len_seq: np.ndarray) -> np.ndarray:
+    """Prompt token count of every row (right-padded ``seq`` [M, L], ``len_seq`` [M]): for batching by length."""
+    return np.fromiter(
+        (len(prompts.prompt_ids(row[:n].tolist())[0]) for row, n in zip(seq, len_seq)), dtype=np.int64, count=len(seq)
+    )

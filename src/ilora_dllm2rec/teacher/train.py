@@ -20,10 +20,10 @@ from ..data import SampleSet, SplitData, build_dataloader
 from ..student.base import SequentialRecommender
 from ..student.evaluator import evaluate
 from ..student.train import find_baseline, load_student_checkpoint, run_baseline_stage
-from .export import prompt_lengths
 from .factory import build_ilora_model, build_lambda_schedule
 from .ilora_model import ILoRAModel
 from .lit_module import TeacherLitModule
+from .prompts import prompt_token_counts
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,9 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
                     int(cfg.train.batch_size),
                     shuffle=True,
                     seed=seed,
-                    lengths=prompt_lengths(model, train) if cfg.teacher.group_by_length else None,
+                    lengths=prompt_token_counts(model.prompts, train.seq, train.len_seq)
+                    if cfg.teacher.group_by_length
+                    else None,
                 ),
                 val_dataloaders=build_dataloader(val, int(cfg.train.eval_batch_size), shuffle=False, seed=seed),
             )
