@@ -24,6 +24,10 @@ def test_ml100k_cpu_preset_values() -> None:
         cfg = compose("run_pipeline", overrides=["experiment=ml100k_cpu", "teacher.num_epochs=2"])
     assert cfg.dataset.name == "ml-100k" and cfg.active.strategy == "uncertainty"
     assert cfg.teacher.max_history_items == 10 and cfg.teacher.num_epochs == 2  # CLI beats the preset
+    assert cfg.distill.use_embedding_distill is False  # measured: SmolLM2 title states hurt as input embeddings
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        on = compose("run_pipeline", overrides=["experiment=ml100k_cpu", "distill.use_embedding_distill=true"])
+    assert on.distill.use_embedding_distill is True
 
 
 @pytest.mark.parametrize(("backend", "patience"), [("ilora", 3), ("sasrec", 10)])

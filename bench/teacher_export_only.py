@@ -1,0 +1,47 @@
+"""Re-run only the export stage of an iLoRA teacher that ``bench_distill.py`` trained, with the phase clock.
+
+    PYTHONPATH=src python bench/teacher_export_only.py --work-dir /tmp/bt7 --teacher-override experiment=ml100k_cpu
+
+``--work-dir`` and ``--teacher-override`` as given to the ``bench_distill.py --teacher ilora`` run that trained
+the teacher (its ``run_teacher-ilora`` folder is reused; ``teacher_outputs`` are rewritten with the same
+content). A fresh process, so the export's rate is measured without the training stage before it; the rate
+is against the bf16 matmul peak measured in this process afterwards, as in ``bench_distill.py``. Prints JSON.
+Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import torch
+
+import bench_distill
+import teacher_clock
+from bench_common import command_line, worker_setup
+
+
+def main() -> None:
+    args = bench_distill.parse_args()
+    if args.work_dir is None or not (args.work_dir / "run_teacher-ilora" / "models" / "teacher").is_dir():
+        sys.exit("error: --work-dir must hold a bench_distill.py run with a trained iLoRA teacher (run_teacher-ilora)")
+    worker_setup(args.threads)
+    from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.teacher.stages import run_export_stage
+
+    cfg = bench_distill.stage_cfg(args, "teacher", bench_distill.teacher_extra(args, "ilora"))
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    clock = teacher_clock.install()
+    start = time.perf_counter()
+    run_export_stage(cfg, bench_distill.run_dir(args, "teacher-ilora"), data)
+    wall = time.perf_counter() - start
+    peak = teacher_clock.matmul_peak(torch.bfloat16)
+    phases = teacher_clock.report(clock, clock.llm_params, peak["flops"])
+    result = {"export_wall_s": round(wall, 1), "bf16_peak_gflops": round(peak["flops"] / 1e9), **phases}
+    print(json.dumps(result, indent=1))
+    print(f"\n{command_line()}")
+
+
+if __name__ == "__main__":
+    main()
