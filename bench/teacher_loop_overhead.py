@@ -56,9 +56,8 @@ def main() -> None:
     from ilora_dllm2rec.core.trainer import build_trainer
     from ilora_dllm2rec.data import build_dataloader, prepare_data
     from ilora_dllm2rec.teacher.factory import build_lambda_schedule
-    from ilora_dllm2rec.teacher.lit_module import TeacherLitModule
     from ilora_dllm2rec.teacher.prompts import prompt_token_counts
-    from ilora_dllm2rec.teacher.train import build_teacher, load_frozen_student, subset
+    from ilora_dllm2rec.teacher.train import build_teacher, build_teacher_module, load_frozen_student, subset
 
     overrides = base_overrides(check_data_dir(args.data_dir), args.work_dir) + [
         "experiment=ml100k_cpu",
@@ -76,18 +75,8 @@ def main() -> None:
     def loader():
         return build_dataloader(train, int(cfg.train.batch_size), shuffle=True, seed=seed, lengths=lengths)
 
-    def module() -> TeacherLitModule:
-        return TeacherLitModule(
-            model,
-            lr=float(cfg.train.lr),
-            gate_lr_scale=float(cfg.teacher.gate_lr_scale),
-            weight_decay=float(cfg.train.weight_decay),
-            warmup_ratio=float(cfg.train.warmup_ratio),
-            loss_type=str(cfg.teacher.distill_loss_type),
-            temperature=float(cfg.teacher.contrastive_temperature),
-            schedule_factory=lambda total: build_lambda_schedule(cfg.teacher, total),
-            meta={},
-        )
+    def module():
+        return build_teacher_module(cfg, model, meta={})
 
     batches = [b for _, b in zip(range(args.batches), loader(), strict=False)]
     tokens = [int(model.prompts.build(b["seq"], b["len_seq"])["attention_mask"].sum()) for b in batches]

@@ -108,6 +108,22 @@ def build_teacher(cfg: DictConfig, student: SequentialRecommender, data: SplitDa
     return build_ilora_model(cfg.teacher, student, data.item_titles, model_cache_dir=cfg.paths.model_cache_dir)
 
 
+def build_teacher_module(cfg: DictConfig, model: ILoRAModel, meta: dict) -> TeacherLitModule:
+    """The Lightning module that trains ``model`` with the stage's optimiser, schedules and loss settings."""
+    return TeacherLitModule(
+        model,
+        lr=float(cfg.train.lr),
+        gate_lr_scale=float(cfg.teacher.gate_lr_scale),
+        weight_decay=float(cfg.train.weight_decay),
+        warmup_ratio=float(cfg.train.warmup_ratio),
+        loss_type=str(cfg.teacher.distill_loss_type),
+        temperature=float(cfg.teacher.contrastive_temperature),
+        schedule_factory=lambda total: build_lambda_schedule(cfg.teacher, total),
+        meta=meta,
+        ks=list(cfg.metrics.ks),
+    )
+
+
 def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) -> tuple[ILoRAModel, dict]:
     """Rebuild the teacher from a self-contained teacher checkpoint (see teacher/lit_module.py)."""
     path = Path(path)
@@ -163,18 +179,7 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
             "student_state": {k: v.detach().cpu() for k, v in student.state_dict().items()},
             "hidden_size": model.hidden_size,
         }
-        module = TeacherLitModule(
-            model,
-            lr=float(cfg.train.lr),
-            gate_lr_scale=float(cfg.teacher.gate_lr_scale),
-            weight_decay=float(cfg.train.weight_decay),
-            warmup_ratio=float(cfg.train.warmup_ratio),
-            loss_type=str(cfg.teacher.distill_loss_type),
-            temperature=float(cfg.teacher.contrastive_temperature),
-            schedule_factory=lambda total: build_lambda_schedule(cfg.teacher, total),
-            meta=meta,
-            ks=list(cfg.metrics.ks),
-        )
+        module = build_teacher_module(cfg, model, meta)
         trainer, ckpt = build_trainer(
             cfg.train,
             models_dir=run.models(stage),
