@@ -84,8 +84,9 @@ def main() -> None:
     def bare_loop() -> list[float]:
         m = module()
         m.log = lambda *a, **k: None  # no Trainer attached
-        m.schedule = build_lambda_schedule(cfg.teacher, 1000)
-        groups = model.parameter_groups(float(cfg.train.lr), float(cfg.teacher.gate_lr_scale), 0.0)
+        m.schedule = build_lambda_schedule(cfg.teacher, len(batches))  # as on_fit_start: decay over the run
+        lr, gate_scale, decay = float(cfg.train.lr), float(cfg.teacher.gate_lr_scale), float(cfg.train.weight_decay)
+        groups = model.parameter_groups(lr, gate_scale, decay)  # the module's own optimiser groups
         optimizer = torch.optim.AdamW(groups)
         params = [q for g in groups for q in g["params"]]
         clip = float(cfg.train.gradient_clip_val or 0.0)
