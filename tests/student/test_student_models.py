@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from ilora_dllm2rec.core.errors import ConfigError
 from ilora_dllm2rec.student.factory import build_student
 from ilora_dllm2rec.student.sasrec import FastDropout, _attention
 
@@ -207,3 +208,31 @@ def test_sasrec_block_counts(num_blocks: int, batch) -> None:
     assert len(model.blocks) == num_blocks
     state = model.encode(seq, lens)
     assert state.shape == (6, D) and torch.isfinite(state).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_history_bias_starts_at_the_plain_model_and_moves_only_history_items(name: str, batch) -> None:
+    seq, lens = batch
+    plain = _model(name)(seq, lens)
+    model = _model(name, history_bias=True)
+    assert torch.equal(model(seq, lens), plain)  # b = 0 at initialisation
+    with torch.no_grad():
+        model.history_bias.fill_(-2.5)
+    scores = model(seq, lens)
+    # direct formula: s_i + b * [i in the row's real history]; padding ids never count
+    seen = torch.zeros(seq.shape[0], N, dtype=torch.bool)
+    for row, length in enumerate(lens.tolist()):
+        for item in seq[row, :length].tolist():
+            seen[row, item] = True
+    assert torch.allclose(scores, plain - 2.5 * seen.float())
+    # the bias trains: CE on targets outside the history pushes it down
+    model.history_bias.data.zero_()
+    target = torch.tensor([0, 7, 11, 13, 17, 19])
+    target = torch.where(seen.gather(1, target.view(-1, 1)).squeeze(1), torch.tensor(N - 1), target)
+    F.cross_entropy(model(seq, lens), target).backward()
+    assert float(model.history_bias.grad) > 0  # a gradient step makes b negative
+
+
+def test_history_bias_must_be_a_bool() -> None:
+    with pytest.raises(ConfigError, match=r"student\.history_bias"):
+        _model("sasrec", history_bias="yes")

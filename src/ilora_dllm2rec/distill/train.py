@@ -119,7 +119,7 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             path = find_baseline(cfg, data, dcfg.baseline_checkpoint_path, exclude_run=None)
             baseline, _ = load_student_checkpoint(path)
             missing, unexpected = module.model.load_state_dict(baseline.state_dict(), strict=False)
-            slog.info("initialised from baseline %s (new parameters: %s)", path, missing)
+            slog.info("initialised from baseline %s (new parameters: %s; unused: %s)", path, missing, unexpected)
         if use_emb:
             attach_teacher_item_embeddings(
                 module.model, outputs.item_embeddings, float(dcfg.ed_weight), bool(dcfg.ed_standardize)

@@ -111,4 +111,11 @@ def build_student(student_cfg: Mapping[str, Any], num_items: int) -> SequentialR
             f"student.max_seq_len (defaults to dataset.max_seq_len) must be an integer >= 1, got {raw_len!r}"
         )
     head = str(student_cfg.get("head", "tied"))
-    return STUDENTS[name](student_cfg, num_items, max_seq_len, head)
+    model = STUDENTS[name](student_cfg, num_items, max_seq_len, head)
+    # missing key = a checkpoint from before the option existed (trained without it)
+    history_bias = student_cfg.get("history_bias", False)
+    if not isinstance(history_bias, bool):
+        raise ConfigError(f"student.history_bias must be true or false, got {history_bias!r}")
+    if history_bias:
+        model.enable_history_bias()
+    return model

@@ -9,7 +9,8 @@ Flow for a batch of histories ``(seq, len_seq)``:
    for every MoE-LoRA layer; ``h_u`` = last layer hidden state at the last position;
 4. head: ``scores = Linear(D -> N)(h_u)``, or ``q_u = z_u + P(h_u)`` (``head_residual``, default; ``P``
    zero-initialised) or ``q_u = P(h_u)``, and ``scores = student.score(q_u)`` (``q_u @ E_student[:N]^T`` for the
-   usual tied student). The residual form is our decision (docs/DESIGN.md): ALGORITHMS section 6 writes
+   usual tied student); either head then adds the frozen student's history bias (``student.history_bias``).
+   The residual form is our decision (docs/DESIGN.md): ALGORITHMS section 6 writes
    ``q_u = P(h_u)``, but then the teacher starts from random scores far below the frozen student it is built
    on; with the residual the teacher's initial ranking IS the student's and training only learns what the LLM
    adds, like LoRA's B = 0 start.
@@ -179,6 +180,9 @@ class ILoRAModel(nn.Module, TeacherRecommender):
             scores = self.student.score(q_u)  # the frozen student's output layer (tied: q_u @ E[:N]^T)
         else:
             q_u, scores = None, head_out
+        # the frozen student's learned history bias (student.history_bias; a no-op without it): the
+        # teacher keeps what the student knows about re-consumption, and still starts equal to it
+        scores = self.student.add_history_bias(scores, seq)
         return {"scores": scores, "h_u": h_u, "q_u": q_u, "z_u": z_u, "gate": gate}
 
     def encode(self, seq: torch.Tensor, len_seq: torch.Tensor) -> torch.Tensor:
