@@ -148,6 +148,19 @@ def test_residual_head_starts_as_the_student(make_model, batch) -> None:
     assert torch.allclose(out["q_u"], plain.head(out["h_u"])) and not torch.allclose(out["q_u"], out["z_u"])
 
 
+def test_teacher_keeps_the_students_history_bias(make_model, make_student, batch) -> None:
+    student = make_student()
+    student.enable_history_bias()
+    with torch.no_grad():
+        student.history_bias.fill_(-3.0)
+    model = make_model(student=student).eval()
+    seq, len_seq = batch
+    # at initialisation the teacher ranks exactly like its student's full forward, history bias included
+    assert torch.allclose(model(seq, len_seq)["scores"], student(seq, len_seq), atol=1e-6)
+    assert not torch.allclose(student(seq, len_seq), student.score(student.encode(seq, len_seq)))
+    assert "student.history_bias" not in _trainable(model)  # frozen with the rest of the student
+
+
 def test_student_stays_frozen_in_eval_mode(make_model, batch) -> None:
     model = make_model()
     model.train()
