@@ -225,6 +225,9 @@ def test_history_bias_starts_at_the_plain_model_and_moves_only_history_items(nam
         for item in seq[row, :length].tolist():
             seen[row, item] = True
     assert torch.allclose(scores, plain - 2.5 * seen.float())
+    # ids in padding slots (any value, as test_padding_invariance allows) are not history
+    noisy = torch.where(seq == N, torch.randint(0, N, seq.shape, generator=torch.Generator().manual_seed(1)), seq)
+    assert torch.allclose(model(noisy, lens), scores, atol=1e-5)
     # the bias trains: CE on targets outside the history pushes it down
     model.history_bias.data.zero_()
     target = torch.tensor([0, 7, 11, 13, 17, 19])

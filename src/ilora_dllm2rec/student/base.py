@@ -51,11 +51,13 @@ class SequentialRecommender(nn.Module):
         """Add the learned history bias (starts at 0, so the scores are unchanged until it trains)."""
         self.history_bias = nn.Parameter(torch.zeros((), device=self.item_embedding.weight.device))
 
-    def add_history_bias(self, scores: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
-        """[B, N] scores + ``history_bias`` at the items of ``seq`` ([B, L], padding id N ignored)."""
+    def add_history_bias(self, scores: torch.Tensor, seq: torch.Tensor, seq_len: torch.Tensor) -> torch.Tensor:
+        """[B, N] scores + ``history_bias`` at the real items of ``seq`` ([B, L]; positions >= len_seq ignored)."""
         if self.history_bias is None:
             return scores
-        seen = scores.new_zeros(scores.shape[0], self.num_items + 1).scatter_(1, seq, 1.0)[:, : self.num_items]
+        real = real_positions(seq_len.clamp(max=seq.shape[1]), seq.shape[1])
+        items = torch.where(real, seq, self.pad_id)  # padding slots may hold any id, as for encode
+        seen = scores.new_zeros(scores.shape[0], self.num_items + 1).scatter_(1, items, 1.0)[:, : self.num_items]
         return scores + self.history_bias.to(scores.dtype) * seen
 
     @property
@@ -99,7 +101,7 @@ class SequentialRecommender(nn.Module):
         return state @ self.item_embedding.weight[: self.num_items].T
 
     def forward(self, seq: torch.Tensor, seq_len: torch.Tensor) -> torch.Tensor:
-        return self.add_history_bias(self.score(self.encode(seq, seq_len)), seq)
+        return self.add_history_bias(self.score(self.encode(seq, seq_len)), seq, seq_len)
 
 
 def gather_last(hidden: torch.Tensor, seq_len: torch.Tensor) -> torch.Tensor:

@@ -182,7 +182,7 @@ class ILoRAModel(nn.Module, TeacherRecommender):
             q_u, scores = None, head_out
         # the frozen student's learned history bias (student.history_bias; a no-op without it): the
         # teacher keeps what the student knows about re-consumption, and still starts equal to it
-        scores = self.student.add_history_bias(scores, seq)
+        scores = self.student.add_history_bias(scores, seq, len_seq)
         return {"scores": scores, "h_u": h_u, "q_u": q_u, "z_u": z_u, "gate": gate}
 
     def encode(self, seq: torch.Tensor, len_seq: torch.Tensor) -> torch.Tensor:
