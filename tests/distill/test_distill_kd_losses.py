@@ -53,7 +53,9 @@ def loop_dro(s, t, prop, beta):
     return math.log(inner)
 
 
-def loop_loss(scores, cand, dist, neg, mask=None, alpha=0.5, use_dros=False, prop=None, beta=1.0, compat=False):
+def loop_loss(
+    scores, cand, dist, neg, mask=None, alpha=0.5, use_dros=False, prop=None, beta=1.0, compat=False, over="batch"
+):
     w = loop_weights(cand, dist, scores)
     total, n = 0.0, 0
     for b in range(len(cand)):
@@ -68,7 +70,7 @@ def loop_loss(scores, cand, dist, neg, mask=None, alpha=0.5, use_dros=False, pro
             if use_dros:
                 term += alpha * loop_dro(scores[b], cand[b][k], prop, beta)
             total += w[b][k] * term
-    return total / n
+    return total / (len(cand) if over == "batch" else n)  # batch: unselected rows count as zeros
 
 
 @pytest.fixture
@@ -173,11 +175,23 @@ def test_mask_excludes_samples_even_with_placeholder_candidates(batch):
     cand[1] = -5  # invalid placeholder: must never be gathered
     dist = dist.clone()
     dist[3] = float("nan")
-    got = ranking_distillation_loss(scores, cand, dist, neg, mask, use_dros=False)
+    got = ranking_distillation_loss(scores, cand, dist, neg, mask, use_dros=False)  # default: mean over the batch
     want = loop_loss(scores.tolist(), cand.tolist(), dist.tolist(), neg.tolist(), mask=mask.tolist())
     assert got.item() == pytest.approx(want, rel=1e-5)
     sub = ranking_distillation_loss(scores[mask], cand[mask], dist[mask], neg[mask], use_dros=False)
-    assert got.item() == pytest.approx(sub.item(), rel=1e-6)
+    assert got.item() == pytest.approx(sub.item() * 2 / 4, rel=1e-6)  # 2 of 4 rows selected
+    selected = ranking_distillation_loss(scores, cand, dist, neg, mask, use_dros=False, mean_over="selected")
+    want_sel = loop_loss(scores.tolist(), cand.tolist(), dist.tolist(), neg.tolist(), mask.tolist(), over="selected")
+    assert selected.item() == pytest.approx(want_sel, rel=1e-5) and selected.item() == pytest.approx(sub.item())
+
+
+def test_rd_mean_is_validated(batch):
+    scores, cand, dist, neg = batch
+    with pytest.raises(ConfigError, match=r"distill\.rd_mean"):
+        ranking_distillation_loss(scores, cand, dist, neg, use_dros=False, mean_over="rows")
+    cfg = {"gamma_position": 0.3, "gamma_confidence": 0.5, "gamma_consistency": 0.1, "alpha": 0.5}
+    with pytest.raises(ConfigError, match=r"distill\.rd_mean"):
+        ranking_loss_kwargs({**cfg, "use_dros": True, "beta": 1.0, "rd_mean": "all"})
 
 
 def test_empty_mask_gives_zero_with_grad(batch):

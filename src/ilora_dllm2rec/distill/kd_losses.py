@@ -4,7 +4,7 @@ Importance-aware ranking distillation: for sample ``u`` the teacher's top-K list
 (best first) with distances ``d_1..d_K`` (smaller = more confident) is turned into per-candidate
 weights ``w_k`` and the loss
 
-    L_RD = mean_{u selected} sum_k w_k * ( -log sigma(s_{c_k}) - sum_n log(1 - sigma(s_neg_n))
+    L_RD = mean_u sum_k w_k * ( -log sigma(s_{c_k}) - sum_n log(1 - sigma(s_neg_n))
                                           [+ alpha * l_dro(target = c_k)] ).
 
 Choices (documented deviations / freedoms of the spec):
@@ -16,8 +16,12 @@ Choices (documented deviations / freedoms of the spec):
 - All weights carry no gradient (position: constant; confidence: teacher data; consistency: the
   student's top-K under ``no_grad``), so only the BCE/DRO terms train the student.
 - ``mask`` (bool [B]): rows with False (not selected by the policy, or without teacher outputs)
-  are dropped BEFORE any computation (their candidate ids may be placeholders); the mean is over the
-  selected rows; with none selected the loss is a zero that is still attached to the graph.
+  are dropped BEFORE any computation (their candidate ids may be placeholders). ``mean_over="batch"``
+  (default, ``distill.rd_mean``): they count as zeros in the mean over the whole batch, so a sample's KD
+  weight does not depend on how many others the policy selected (ALGORITHMS: "mean_u" over training
+  samples; unselected samples "simply get no KD loss"). ``"selected"`` averages over the selected rows
+  only (the behaviour before the fourth session): at a 5% budget each selected row then weighs ~20x
+  more. With none selected the loss is a zero that is still attached to the graph.
 - ``reference_compat=True`` reproduces the public code's negative term ``log sigma(1 - s_neg)``.
 - Logs are computed stably (``softplus``), so values agree with the reference formula where the
   latter is finite.
@@ -40,6 +44,7 @@ from ilora_dllm2rec.student.base import SequentialRecommender
 from ilora_dllm2rec.student.losses import dro_term, sample_negatives
 
 CONSISTENCY_EPS = 1e-8  # added to the 0/1 consistency weight, as in the paper's code
+RD_MEANS = ("batch", "selected")  # what L_RD is averaged over when a selection mask is given
 
 
 def position_weights(k: int, lam_position: float = 1.0, *, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -100,6 +105,7 @@ def ranking_distillation_loss(
     propensity: torch.Tensor | None = None,
     beta: float = 1.0,
     reference_compat: bool = False,
+    mean_over: str = "batch",
 ) -> torch.Tensor:
     """Scalar ``L_RD`` (see module docstring).
 
@@ -112,6 +118,8 @@ def ranking_distillation_loss(
         raise ValueError(f"negatives must be [B={student_scores.shape[0]}, n], got {tuple(negatives.shape)}")
     if use_dros and propensity is None:
         raise ConfigError("distill.use_dros=true needs item propensities (pass propensity=item_propensity(counts))")
+    _rd_mean(mean_over)
+    batch_rows = student_scores.shape[0]
     if mask is not None:
         if mask.shape != (student_scores.shape[0],):
             raise ValueError(f"mask must be bool [B={student_scores.shape[0]}], got {tuple(mask.shape)}")
@@ -137,7 +145,8 @@ def ranking_distillation_loss(
     if use_dros:
         prop = propensity.to(device=scores.device, dtype=scores.dtype)
         per_candidate = per_candidate + alpha * dro_term(scores, cand_ids, prop, beta)  # [B, K]
-    return (weights * per_candidate).sum(dim=1).mean()
+    per_row = (weights * per_candidate).sum(dim=1)
+    return per_row.sum() / batch_rows if mean_over == "batch" else per_row.mean()
 
 
 def kd_negatives(
@@ -170,7 +179,14 @@ def ranking_loss_kwargs(distill_cfg: Mapping[str, Any]) -> dict[str, Any]:
         "use_dros": bool(distill_cfg["use_dros"]),
         "beta": float(distill_cfg["beta"]),
         "reference_compat": bool(distill_cfg.get("reference_compat", False)),
+        "mean_over": _rd_mean(distill_cfg.get("rd_mean", "batch")),
     }
+
+
+def _rd_mean(value: Any) -> str:
+    if value not in RD_MEANS:
+        raise ConfigError(f"distill.rd_mean must be one of {list(RD_MEANS)}, got {value!r}")
+    return str(value)
 
 
 def standardize_item_embeddings(embeddings: torch.Tensor) -> torch.Tensor:
