@@ -53,6 +53,11 @@ def score_fn_for(name: str, ckpt: Path, manifest: dict, data: SplitData, cfg: Di
 
         model, _ = load_teacher_checkpoint(ckpt, data, cfg)
         return lambda b: model.score(b["seq"], b["len_seq"]), int(cfg.teacher.eval_batch_size), True
+    if name == "teacher" and manifest.get("backend") == "ensemble":
+        from ..teacher.ensemble_teacher import load_ensemble_teacher
+
+        ensemble = load_ensemble_teacher(ckpt)
+        return lambda b: ensemble.score(b["seq"], b["len_seq"]), int(cfg.train.eval_batch_size), False
     model, _ = load_student_checkpoint(ckpt)
     return lambda b: model(b["seq"], b["len_seq"]), int(cfg.train.eval_batch_size), False
 

@@ -6,6 +6,8 @@ exports the same three DLLM2Rec files, with its item embedding table as ``all_em
 
 from __future__ import annotations
 
+import copy
+import logging
 from pathlib import Path
 
 import torch
@@ -21,6 +23,8 @@ from ..student.base import SequentialRecommender
 from ..student.lit_module import StudentLitModule
 from ..student.train import evaluate_splits, fit_student, load_student_checkpoint
 from .interfaces import TeacherRecommender
+
+log = logging.getLogger(__name__)
 
 
 class IDTeacher(nn.Module, TeacherRecommender):
@@ -40,25 +44,37 @@ def load_id_teacher(path: str | Path) -> IDTeacher:
     return IDTeacher(model).eval()
 
 
+def train_id_model(
+    cfg: DictConfig, run: RunDir, data: SplitData, model_cfg: dict, stage: str, seed: int
+) -> tuple[Path, int]:
+    """Train one ID model of ``model_cfg`` with ``seed`` into ``models/{stage}``: (best checkpoint, best epoch)."""
+    set_seed(seed)
+    module = StudentLitModule(
+        model_cfg,
+        data.num_items,
+        lr=float(cfg.train.lr),
+        weight_decay=float(cfg.train.weight_decay),
+        ks=list(cfg.metrics.ks),
+        exclude_history=bool(cfg.metrics.exclude_history),
+        target_counts=data.train_target_counts().tolist(),
+        data_fingerprint=data.fingerprint,
+        seed=seed,
+    )
+    log.info(
+        "ID model %s (seed %d): %d parameters", model_cfg["name"], seed, sum(p.numel() for p in module.parameters())
+    )
+    if seed != int(cfg.general.seed):  # fit_student seeds the data order from general.seed
+        cfg = copy.deepcopy(cfg)
+        cfg.general.seed = seed
+    return fit_student(module, data, cfg, run, stage)
+
+
 def run_id_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     stage = "teacher"
     model_cfg = OmegaConf.to_container(cfg.teacher.model, resolve=True)
-    with stage_log_file(run, stage) as slog:
-        set_seed(int(cfg.general.seed))
-        module = StudentLitModule(
-            model_cfg,
-            data.num_items,
-            lr=float(cfg.train.lr),
-            weight_decay=float(cfg.train.weight_decay),
-            ks=list(cfg.metrics.ks),
-            exclude_history=bool(cfg.metrics.exclude_history),
-            target_counts=data.train_target_counts().tolist(),
-            data_fingerprint=data.fingerprint,
-            seed=int(cfg.general.seed),
-        )
-        slog.info("ID teacher %s: %d parameters", model_cfg["name"], sum(p.numel() for p in module.parameters()))
+    with stage_log_file(run, stage):
         with time_block(run, "teacher_train_time_total"):
-            best, best_epoch = fit_student(module, data, cfg, run, stage)
+            best, best_epoch = train_id_model(cfg, run, data, model_cfg, stage, int(cfg.general.seed))
         model, _ = load_student_checkpoint(best)
         results = evaluate_splits(model, data, cfg)
         payload = {

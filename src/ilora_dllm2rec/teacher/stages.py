@@ -17,12 +17,13 @@ from ..data import SplitData
 from ..distill.data_bridge import make_manifest, write_teacher_outputs
 from ..distill.selection_policy import SelectionContext, build_selection_policy, student_entropy_and_topk
 from ..student.train import find_baseline, load_student_checkpoint
+from .ensemble_teacher import load_ensemble_teacher, run_ensemble_teacher_stage
 from .export import predict_top_n
 from .id_teacher import load_id_teacher, run_id_teacher_stage
 from .train import load_teacher_checkpoint, run_teacher_stage
 
 log = logging.getLogger(__name__)
-BACKENDS = ("ilora", "sasrec")
+BACKENDS = ("ilora", "sasrec", "ensemble")
 
 
 def train_teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str] | None = None) -> dict:
@@ -31,6 +32,8 @@ def train_teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list
         return run_teacher_stage(cfg, run, data, overrides)
     if backend == "sasrec":
         return run_id_teacher_stage(cfg, run, data)
+    if backend == "ensemble":
+        return run_ensemble_teacher_stage(cfg, run, data)
     raise ConfigError(f"teacher.backend={backend!r} is unknown; valid: {', '.join(BACKENDS)}")
 
 
@@ -91,6 +94,8 @@ def run_export_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | No
         start = time.perf_counter()
         if backend == "sasrec":
             teacher = load_id_teacher(ckpt)
+        elif backend == "ensemble":
+            teacher = load_ensemble_teacher(ckpt)
         else:
             teacher, _ = load_teacher_checkpoint(ckpt, data, cfg)
         sample_ids = select_export_samples(cfg, data, run)
