@@ -89,3 +89,13 @@ def test_run_distill_rejects_misaligned_teacher_outputs(tmp_path, exported):
     assert proc.returncode == 2, proc.stderr[-2000:]
     line = [x for x in proc.stderr.splitlines() if x.startswith("error:")][0]
     assert str(len(data.train)) in line and str(len(data.train) - 1) in line
+
+
+def test_same_seed_same_distilled_metrics(tiny_cfg, tmp_path, exported):
+    """Two distillation runs from the same export with the same seed give identical metrics."""
+    data, _ = exported
+    results = [
+        run_distill_stage(distill_cfg(tiny_cfg), RunDir(tmp_path / "result" / f"result_20000101_00001{i}"), data)
+        for i in range(2)
+    ]
+    assert results[0]["val"] == results[1]["val"] and results[0]["test"] == results[1]["test"]
