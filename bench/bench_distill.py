@@ -180,6 +180,14 @@ TEACHER_KEYS = (
 )
 
 
+def best_epochs(payload: dict) -> str:
+    """1-based best epoch; an ensemble teacher lists its trained members' ("ext" for given checkpoints)."""
+    if "members" in payload:
+        epochs = [m["best_epoch"] for m in payload["members"].values()]
+        return ",".join("ext" if e is None else str(e + 1) for e in epochs)
+    return str(payload["best_epoch"] + 1)
+
+
 def worker_teacher(args: argparse.Namespace, backend: str) -> dict:
     import torch
 
@@ -211,10 +219,10 @@ def worker_teacher(args: argparse.Namespace, backend: str) -> dict:
         **llm,
         "test": payload["test"],
         "val": payload["val"],
-        "best_epoch": payload.get("best_epoch", -1) + 1,
+        "best_epoch": best_epochs(payload),
         "train_s": times.get("teacher_train_time_total"),
         "export_s": times.get("distill_teacher_export_time"),
-        "epochs_run": spy.epochs_run() if spy.trainers else "-",
+        "epochs_run": ",".join(str(int(t.current_epoch)) for t in spy.trainers) if spy.trainers else "-",
         "wall_s": time.perf_counter() - start,
         "teacher_outputs": str(run.teacher_outputs),
     }

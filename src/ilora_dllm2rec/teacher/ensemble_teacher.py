@@ -130,18 +130,19 @@ def run_ensemble_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) ->
     model_cfg = OmegaConf.to_container(tcfg.model, resolve=True)
     with stage_log_file(run, stage) as slog:
         trained: list[Path] = []
+        best_epochs: dict[Path, int] = {}
         with time_block(run, "teacher_train_time_total"):
             for i in range(num_members):
                 seed = int(cfg.general.seed) + 1 + i
-                best, best_epoch = train_id_model(cfg, run, data, model_cfg, f"{stage}/member_{i}", seed)
-                slog.info("ensemble member %d (seed %d): best epoch %d, %s", i, seed, best_epoch, best)
+                best, best_epochs[best] = train_id_model(cfg, run, data, model_cfg, f"{stage}/member_{i}", seed)
+                slog.info("ensemble member %d (seed %d): best epoch %d, %s", i, seed, best_epochs[best], best)
                 trained.append(best)
         paths = trained + external
         members = load_members(paths, data)
         teacher = EnsembleTeacher(members, combine).eval()
         per_member = {}
         for path, model in zip(paths, members, strict=True):
-            per_member[str(path)] = evaluate_splits(model, data, cfg)
+            per_member[str(path)] = {"best_epoch": best_epochs.get(path), **evaluate_splits(model, data, cfg)}
         results = {
             split: evaluate(
                 lambda b: teacher.score(b["seq"], b["len_seq"]),
@@ -161,7 +162,7 @@ def run_ensemble_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) ->
         payload = {
             "stage": stage,
             "model": f"ensemble of {len(paths)} ID models ({combine})",
-            "best_epoch": None,
+            "best_epoch": None,  # per member, under "members" (external checkpoints: None)
             "best_checkpoint": str(folder / MEMBERS_FILE),
             "data_fingerprint": data.fingerprint,
             "members": per_member,
