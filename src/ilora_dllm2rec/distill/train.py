@@ -15,7 +15,14 @@ from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.seed import set_seed
 from ..data import SplitData
-from ..student.train import config_fingerprint, evaluate_splits, find_baseline, fit_student, load_student_checkpoint
+from ..student.train import (
+    build_student_module,
+    config_fingerprint,
+    evaluate_splits,
+    find_baseline,
+    fit_student,
+    load_student_checkpoint,
+)
 from .data_bridge import TeacherOutputs, load_teacher_outputs, to_dense
 from .kd_losses import attach_teacher_item_embeddings
 from .lit_module import DistillLitModule
@@ -101,18 +108,13 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
         cand_ids, cand_dist, has_teacher = to_dense(outputs, len(data.train))
         kd_mask = kd_mask_for(cfg, data, outputs, has_teacher, run)
         use_emb = bool(dcfg.use_embedding_distill) and outputs.item_embeddings is not None
-        module = DistillLitModule(
+        module = build_student_module(
+            cfg,
+            data,
             OmegaConf.to_container(cfg.student, resolve=True),
-            data.num_items,
-            lr=float(cfg.train.lr),
-            weight_decay=float(cfg.train.weight_decay),
-            ks=list(cfg.metrics.ks),
-            exclude_history=bool(cfg.metrics.exclude_history),
-            target_counts=data.train_target_counts().tolist(),
+            module_class=DistillLitModule,
             llm_embedding_dim=int(outputs.item_embeddings.shape[1]) if use_emb else None,
             ed_weight=float(dcfg.ed_weight) if use_emb else 0.0,
-            data_fingerprint=data.fingerprint,
-            seed=int(cfg.general.seed),
             distill_cfg=OmegaConf.to_container(dcfg, resolve=True),
         )
         if dcfg.init_from_baseline:

@@ -30,6 +30,30 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def build_student_module(
+    cfg: DictConfig,
+    data: SplitData,
+    model_cfg: dict,
+    *,
+    seed: int | None = None,
+    module_class: type[StudentLitModule] = StudentLitModule,
+    **extra,
+) -> StudentLitModule:
+    """A student Lightning module of ``model_cfg`` with the run's train/metrics settings (``extra``: subclass args)."""
+    return module_class(
+        model_cfg,
+        data.num_items,
+        lr=float(cfg.train.lr),
+        weight_decay=float(cfg.train.weight_decay),
+        ks=list(cfg.metrics.ks),
+        exclude_history=bool(cfg.metrics.exclude_history),
+        target_counts=data.train_target_counts().tolist(),
+        data_fingerprint=data.fingerprint,
+        seed=int(cfg.general.seed) if seed is None else seed,
+        **extra,
+    )
+
+
 def fit_student(
     module: StudentLitModule,
     data: SplitData,
@@ -111,17 +135,7 @@ def run_baseline_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     with stage_log_file(run, stage) as slog:
         set_seed(int(cfg.general.seed))
         slog.info("data %s: %s", data.name, data.summary())
-        module = StudentLitModule(
-            OmegaConf.to_container(cfg.student, resolve=True),
-            data.num_items,
-            lr=float(cfg.train.lr),
-            weight_decay=float(cfg.train.weight_decay),
-            ks=list(cfg.metrics.ks),
-            exclude_history=bool(cfg.metrics.exclude_history),
-            target_counts=data.train_target_counts().tolist(),
-            data_fingerprint=data.fingerprint,
-            seed=int(cfg.general.seed),
-        )
+        module = build_student_module(cfg, data, OmegaConf.to_container(cfg.student, resolve=True))
         with time_block(run, "student_baseline_train_time"):
             best, best_epoch = fit_student(module, data, cfg, run, stage)
         model, _ = load_student_checkpoint(best)

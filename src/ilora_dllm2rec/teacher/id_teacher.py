@@ -20,8 +20,7 @@ from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.seed import set_seed
 from ..data import SplitData
 from ..student.base import SequentialRecommender
-from ..student.lit_module import StudentLitModule
-from ..student.train import evaluate_splits, fit_student, load_student_checkpoint
+from ..student.train import build_student_module, evaluate_splits, fit_student, load_student_checkpoint
 from .interfaces import TeacherRecommender
 
 log = logging.getLogger(__name__)
@@ -49,17 +48,7 @@ def train_id_model(
 ) -> tuple[Path, int]:
     """Train one ID model of ``model_cfg`` with ``seed`` into ``models/{stage}``: (best checkpoint, best epoch)."""
     set_seed(seed)
-    module = StudentLitModule(
-        model_cfg,
-        data.num_items,
-        lr=float(cfg.train.lr),
-        weight_decay=float(cfg.train.weight_decay),
-        ks=list(cfg.metrics.ks),
-        exclude_history=bool(cfg.metrics.exclude_history),
-        target_counts=data.train_target_counts().tolist(),
-        data_fingerprint=data.fingerprint,
-        seed=seed,
-    )
+    module = build_student_module(cfg, data, model_cfg, seed=seed)
     log.info(
         "ID model %s (seed %d): %d parameters", model_cfg["name"], seed, sum(p.numel() for p in module.parameters())
     )
