@@ -50,3 +50,16 @@ def test_switch_values_are_checked() -> None:
                         ({"b": {"flag": "Yes"}}, "b.flag='Yes'")]:  # fmt: skip
         with pytest.raises(ConfigError, match=needle):
             check_switch_values(OmegaConf.create(bad))
+
+
+def test_auto_is_accepted_only_by_auto_switches() -> None:
+    from omegaconf import OmegaConf
+
+    from ilora_dllm2rec.core.config import check_switch_values
+    from ilora_dllm2rec.core.errors import ConfigError
+
+    check_switch_values(OmegaConf.create({"distill": {"use_dros": "auto"}}))
+    with pytest.raises(ConfigError, match="distill.use_ranking_distill='auto' must be true or false"):
+        check_switch_values(OmegaConf.create({"distill": {"use_ranking_distill": "auto"}}))
+    with pytest.raises(ConfigError, match="distill.use_dros='sometimes' must be true, false or auto"):
+        check_switch_values(OmegaConf.create({"distill": {"use_dros": "sometimes"}}))

@@ -19,7 +19,7 @@ def test_dllm2rec_defaults():
     assert (cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.num_epochs) == (256, 1e-3, 0.0, 200)
     for key in ("teacher_outputs_dir", "teacher_checkpoint_path", "baseline_checkpoint_path"):
         assert cfg[key] is None
-    assert cfg.use_dros and cfg.use_ranking_distill and cfg.use_embedding_distill and not cfg.reference_compat
+    assert cfg.use_dros == "auto" and cfg.use_ranking_distill and cfg.use_embedding_distill and not cfg.reference_compat
     assert ranking_loss_kwargs(cfg)["alpha"] == 0.5
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,10 +18,13 @@ from ilora_dllm2rec.distill.kd_losses import (
     ranking_distillation_loss,
     ranking_distillation_weights,
     ranking_loss_kwargs,
+    resolve_use_dros,
     standardize_item_embeddings,
 )
 from ilora_dllm2rec.student.base import SequentialRecommender
 from ilora_dllm2rec.student.losses import item_propensity
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 GAMMAS = (0.3, 0.5, 0.1)
 
@@ -218,6 +222,20 @@ def test_ranking_loss_kwargs_from_config():
     assert kw["lam_position"] == 1.0 and kw["reference_compat"] is False and kw["alpha"] == 0.5
 
 
+@pytest.mark.parametrize(
+    ("value", "student_loss", "expected"),
+    [("auto", "ce", False), ("auto", "bce", False), ("auto", "dros", True), (True, "ce", True), (False, "dros", False)],
+)
+def test_use_dros_auto_follows_the_student_loss(value, student_loss, expected):
+    cfg = {"gamma_position": 0.3, "gamma_confidence": 0.5, "gamma_consistency": 0.1, "alpha": 0.5, "beta": 1.0}
+    assert ranking_loss_kwargs(cfg | {"use_dros": value}, student_loss=student_loss)["use_dros"] is expected
+
+
+def test_use_dros_rejects_other_values():
+    with pytest.raises(ConfigError, match="distill.use_dros='maybe' must be true, false or auto"):
+        resolve_use_dros("maybe", "ce")
+
+
 class _Tiny(SequentialRecommender):
     def encode(self, seq, seq_len):
         return self.embed_items(seq).sum(1)
@@ -282,3 +300,16 @@ def test_kd_negatives_can_exclude_candidates():
     assert set(neg[0].tolist()) <= {2, 7} and set(neg[1].tolist()) <= {3, 6, 7}
     plain = kd_negatives(seq, target, cand, n_items, 200, generator=g)  # spec default: only history/target excluded
     assert 5 in plain[0].tolist()
+
+
+def test_distill_module_resolves_use_dros_from_its_student_loss():
+    from omegaconf import OmegaConf
+
+    from ilora_dllm2rec.distill.lit_module import DistillLitModule
+
+    distill = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "distill" / "dllm2rec.yaml"), resolve=False)
+    distill["lam"] = distill["lambda"]
+    student = {"name": "sasrec", "emb_size": 8, "hidden_size": 8, "max_seq_len": 5, "num_blocks": 1, "num_heads": 1}
+    for loss, expected in (("ce", False), ("dros", True)):
+        module = DistillLitModule(student | {"loss": loss}, 12, lr=1e-3, distill_cfg=distill)
+        assert module.kd_kwargs["use_dros"] is expected

@@ -52,6 +52,7 @@ def with_train_preset(cfg: DictConfig, preset: str, overrides: Sequence[str] = (
 # YAML 1.1 booleans that OmegaConf (YAML 1.2 rules) keeps as STRINGS: `distill.use_dros=no` would be the
 # string "no", and bool("no") is True. Refused everywhere, with the key named.
 _BOOL_LOOKALIKES = {"yes", "no", "on", "off", "y", "n"}
+_AUTO_SWITCHES = {"use_dros"}  # switches that also accept "auto" (resolved by their consumer)
 
 
 def check_switch_values(cfg: DictConfig) -> None:
@@ -69,7 +70,10 @@ def check_switch_values(cfg: DictConfig) -> None:
             if isinstance(node, str) and node.strip().lower() in _BOOL_LOOKALIKES:
                 raise ConfigError(f"{path}={node!r} is ambiguous: write true or false")
             if name.startswith("use_") and node is not None and not isinstance(node, bool):
-                raise ConfigError(f"{path}={node!r} must be true or false")
+                if name in _AUTO_SWITCHES and node == "auto":
+                    return
+                allowed = "true, false or auto" if name in _AUTO_SWITCHES else "true or false"
+                raise ConfigError(f"{path}={node!r} must be {allowed}")
 
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     container.pop("hydra", None)

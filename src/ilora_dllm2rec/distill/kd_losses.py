@@ -168,15 +168,30 @@ def kd_negatives(
     return sample_negatives(seq, target, num_items, n_neg, generator=generator)
 
 
-def ranking_loss_kwargs(distill_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of :func:`ranking_distillation_loss` from a ``distill`` config node."""
+def resolve_use_dros(value: Any, student_loss: str) -> bool:
+    """``distill.use_dros``: true / false, or ``auto`` = on only for a student trained with ``dros``.
+
+    Why auto: DLLM2Rec's students train with BCE + DROS, and its KD term repeats the DRO term per teacher
+    candidate. Under a ``ce`` student the DRO term (a log-sum-exp of ``p_j s_j^2``) dominates: on ml-100k its
+    gradient on the scores is 3.4x the CE gradient and it shrinks the student's logits (docs/BENCHMARKS.md).
+    """
+    if value == "auto":
+        return student_loss == "dros"
+    if not isinstance(value, bool):
+        raise ConfigError(f"distill.use_dros={value!r} must be true, false or auto")
+    return value
+
+
+def ranking_loss_kwargs(distill_cfg: Mapping[str, Any], student_loss: str = "dros") -> dict[str, Any]:
+    """Keyword arguments of :func:`ranking_distillation_loss` from a ``distill`` config node
+    (``student_loss``: the student's base loss, which ``use_dros: auto`` follows)."""
     return {
         "gamma_position": float(distill_cfg["gamma_position"]),
         "gamma_confidence": float(distill_cfg["gamma_confidence"]),
         "gamma_consistency": float(distill_cfg["gamma_consistency"]),
         "lam_position": float(distill_cfg.get("lam_position", 1.0)),
         "alpha": float(distill_cfg["alpha"]),
-        "use_dros": bool(distill_cfg["use_dros"]),
+        "use_dros": resolve_use_dros(distill_cfg["use_dros"], student_loss),
         "beta": float(distill_cfg["beta"]),
         "reference_compat": bool(distill_cfg.get("reference_compat", False)),
         "mean_over": _rd_mean(distill_cfg.get("rd_mean", "batch")),

@@ -19,7 +19,7 @@ class DistillLitModule(StudentLitModule):
         self.lam = float(distill_cfg["lam"])
         self.use_ranking = bool(distill_cfg.get("use_ranking_distill", True))
         self.n_neg = int(distill_cfg.get("n_neg", 1))
-        self.kd_kwargs = ranking_loss_kwargs(distill_cfg)
+        self.kd_kwargs = ranking_loss_kwargs(distill_cfg, student_loss=str(self.hparams.student_cfg.get("loss", "ce")))
         # filled by set_teacher_knowledge; not persistent: checkpoints hold only the student
         self.register_buffer("cand_ids", torch.zeros(0, 0, dtype=torch.long), persistent=False)
         self.register_buffer("cand_dist", torch.zeros(0, 0), persistent=False)
