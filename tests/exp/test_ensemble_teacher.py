@@ -58,6 +58,15 @@ def test_constructor_errors():
         EnsembleTeacher(tiny_members(12, 1) + tiny_members(13, 1))
 
 
+def test_malformed_or_missing_ensemble_file(tmp_path):
+    with pytest.raises(ArtifactError, match="not found"):
+        load_ensemble_teacher(tmp_path / "ensemble.json")
+    for text in ("{not json", '{"combine": "zscore"}'):
+        (tmp_path / "ensemble.json").write_text(text)
+        with pytest.raises(ArtifactError, match="ensemble.json is malformed"):
+            load_ensemble_teacher(tmp_path / "ensemble.json")
+
+
 @pytest.fixture
 def baseline(tiny_cfg, tmp_path):
     cfg = tiny_cfg()

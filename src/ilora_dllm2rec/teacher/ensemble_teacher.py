@@ -107,8 +107,12 @@ def load_ensemble_teacher(path: str | Path) -> EnsembleTeacher:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"ensemble teacher file not found: {path}")
-    spec = json.loads(path.read_text())
-    paths = [(path.parent / p) if not Path(p).is_absolute() else Path(p) for p in spec["members"]]
+    try:
+        spec = json.loads(path.read_text())
+        entries = [str(entry) for entry in spec["members"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"ensemble teacher file {path} is malformed ({exc}): re-run the teacher stage") from exc
+    paths = [(path.parent / p) if not Path(p).is_absolute() else Path(p) for p in entries]
     return EnsembleTeacher(load_members(paths), str(spec.get("combine", "zscore"))).eval()
 
 
