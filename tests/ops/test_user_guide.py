@@ -31,6 +31,7 @@ GROUPS = (
 VARIANTS = [
     [],
     ["teacher=sasrec"],
+    ["teacher=ensemble"],
     ["dataset=csv"],
     ["dataset=sequence_example"],
     ["teacher=ilora_llama2"],
