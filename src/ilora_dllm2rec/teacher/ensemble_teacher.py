@@ -40,6 +40,11 @@ COMBINE_MODES = ("zscore", "log_softmax")
 MEMBERS_FILE = "ensemble.json"
 
 
+def check_combine(combine: str) -> None:
+    if combine not in COMBINE_MODES:
+        raise ConfigError(f"teacher.combine={combine!r} is not supported: use one of {list(COMBINE_MODES)}")
+
+
 def _standardise(scores: torch.Tensor, mode: str) -> torch.Tensor:
     scores = scores.float()
     if mode == "zscore":
@@ -52,8 +57,7 @@ class EnsembleTeacher(nn.Module, TeacherRecommender):
 
     def __init__(self, members: Sequence[SequentialRecommender], combine: str = "zscore") -> None:
         super().__init__()
-        if combine not in COMBINE_MODES:
-            raise ConfigError(f"teacher.combine={combine!r} is not supported: use one of {list(COMBINE_MODES)}")
+        check_combine(combine)
         if not members:
             raise ConfigError("teacher=ensemble has no members: set teacher.num_members > 0 or teacher.checkpoints")
         counts = sorted({m.num_items for m in members})
@@ -120,8 +124,7 @@ def run_ensemble_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) ->
     stage = "teacher"
     tcfg = cfg.teacher
     combine = str(tcfg.combine)
-    if combine not in COMBINE_MODES:
-        raise ConfigError(f"teacher.combine={combine!r} is not supported: use one of {list(COMBINE_MODES)}")
+    check_combine(combine)
     num_members = int(tcfg.num_members)
     external = [member_checkpoint(str(e), i) for i, e in enumerate(tcfg.checkpoints or [])]
     if num_members < 0 or num_members + len(external) == 0:
@@ -129,7 +132,7 @@ def run_ensemble_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) ->
             f"teacher.num_members={num_members} with {len(external)} teacher.checkpoints: the ensemble needs at "
             "least one member (num_members >= 0)"
         )
-    load_members(external, data)  # fail before training anything
+    external_models = load_members(external, data)  # fail before training anything
     folder = run.models(stage)
     model_cfg = OmegaConf.to_container(tcfg.model, resolve=True)
     with stage_log_file(run, stage) as slog:
@@ -142,7 +145,7 @@ def run_ensemble_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) ->
                 slog.info("ensemble member %d (seed %d): best epoch %d, %s", i, seed, best_epochs[best], best)
                 trained.append(best)
         paths = trained + external
-        members = load_members(paths, data)
+        members = load_members(trained, data) + external_models
         teacher = EnsembleTeacher(members, combine).eval()
         per_member = {}
         for path, model in zip(paths, members, strict=True):
