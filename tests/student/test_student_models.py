@@ -239,3 +239,25 @@ def test_history_bias_starts_at_the_plain_model_and_moves_only_history_items(nam
 def test_history_bias_must_be_a_bool() -> None:
     with pytest.raises(ConfigError, match=r"student\.history_bias"):
         _model("sasrec", history_bias="yes")
+
+
+def test_llm_item_embedding_gradient_is_deterministic_across_threads() -> None:
+    """The projected LLM table is gathered with ``F.embedding``: advanced indexing (``table[ids]``) sums
+    repeated items' gradients in a thread-dependent order on CPU, which made distillation with embedding
+    distillation differ between processes in the 4th digit (fifth session's quickstart)."""
+    num_items, dim = 300, 64
+    model = build_student({"name": "sasrec", "max_seq_len": 50, "emb_size": dim, "hidden_size": dim}, num_items)
+    model.set_llm_item_embeddings(torch.randn(num_items, 96, generator=torch.Generator().manual_seed(1)), 0.5)
+    seq = torch.randint(0, num_items, (512, 50), generator=torch.Generator().manual_seed(2))  # many repeats
+    upstream = torch.randn(512, 50, dim, generator=torch.Generator().manual_seed(3))
+    threads = torch.get_num_threads()
+    grads = []
+    try:
+        for n in (1, 2, 2, 2):
+            torch.set_num_threads(n)
+            model.zero_grad()
+            (model.embed_items(seq) * upstream).sum().backward()
+            grads.append(model.llm_projection.weight.grad.clone())
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(grads[0], g) for g in grads[1:])

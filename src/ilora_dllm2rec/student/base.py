@@ -8,6 +8,7 @@ Evaluation and distillation only ever call these two (RecBole-style).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ilora_dllm2rec.core.errors import ConfigError
@@ -84,8 +85,10 @@ class SequentialRecommender(nn.Module):
             is_item = seq != self.pad_id
             safe = seq.clamp(max=self.num_items - 1)
             if self.num_items <= seq.numel():
-                # project the [N, D] table once, then gather: avoids a [B, L, D] gather (D may be 4096)
-                llm = self.llm_projection(self.llm_item_embeddings)[safe]
+                # project the [N, D] table once, then gather: avoids a [B, L, D] gather (D may be 4096).
+                # F.embedding, not table[ids]: indexing's backward sums repeated items' gradients in a
+                # thread-dependent order on CPU, so runs differed between processes (docs/DESIGN.md)
+                llm = F.embedding(safe, self.llm_projection(self.llm_item_embeddings))
             else:
                 llm = self.llm_projection(self.llm_item_embeddings[safe])
             emb = emb + self.ed_weight * llm * is_item.unsqueeze(-1).to(llm.dtype)
