@@ -1,0 +1,29 @@
+"""Every benchmark script under bench/ imports and parses its arguments (`--help`), so a renamed platform
+function breaks CI rather than the next person who reruns a documented benchmark command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .ops_helpers import ROOT
+
+SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if 'if __name__ == "__main__"' in p.read_text())
+
+
+def test_bench_scripts_found() -> None:
+    names = {p.name for p in SCRIPTS}
+    assert {"bench_students.py", "bench_distill.py", "bench_teacher_llm.py", "teacher_student_overlap.py"} <= names
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_bench_script_help(script) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(
+        [sys.executable, str(script), "--help"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout
