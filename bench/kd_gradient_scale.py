@@ -30,6 +30,7 @@ def main() -> None:
     args = p.parse_args()
 
     from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.data.dataloader import SampleTensors
     from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs, to_dense
     from ilora_dllm2rec.distill.kd_losses import kd_negatives, ranking_distillation_loss
     from ilora_dllm2rec.student.losses import item_propensity
@@ -44,9 +45,8 @@ def main() -> None:
     )  # fmt: skip
     cand_all, dist_all, _ = to_dense(outputs, len(data.train))
     rows = torch.arange(0, len(data.train), max(1, len(data.train) // 256))[:256]
-    seq = torch.from_numpy(data.train.seq[rows.numpy()]).long()
-    len_seq = torch.from_numpy(data.train.len_seq[rows.numpy()]).long()
-    target = torch.from_numpy(data.train.target[rows.numpy()]).long()
+    batch = SampleTensors(data.train)[rows]
+    seq, len_seq, target = batch["seq"], batch["len_seq"], batch["target"]
     cand, dist = cand_all[rows], dist_all[rows]
     prop = item_propensity(torch.from_numpy(data.train_target_counts()).float())
     torch.manual_seed(0)

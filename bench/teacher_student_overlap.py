@@ -29,6 +29,7 @@ def main() -> None:
     args = p.parse_args()
 
     from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.data.dataloader import SampleTensors
     from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs
     from ilora_dllm2rec.student.train import load_student_checkpoint
 
@@ -36,6 +37,7 @@ def main() -> None:
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     student, _ = load_student_checkpoint(args.student_checkpoint)
     student.eval()
+    train = SampleTensors(data.train)
     k = args.k
     table = []
     for folder in args.teacher_outputs:
@@ -43,10 +45,9 @@ def main() -> None:
             folder, num_items=data.num_items, train_samples=data.train,
             data_fingerprint=data.fingerprint, candidate_topk=k, load_embeddings=False,
         )  # fmt: skip
-        rows = outputs.sample_ids.numpy()
-        seq = torch.from_numpy(data.train.seq[rows]).long()
-        len_seq = torch.from_numpy(data.train.len_seq[rows]).long()
-        target = torch.from_numpy(data.train.target[rows]).long()
+        rows = outputs.sample_ids.long()
+        batch = train[rows]
+        seq, len_seq, target = batch["seq"], batch["len_seq"], batch["target"]
         with torch.no_grad():
             scores = torch.cat([student(seq[i : i + 1024], len_seq[i : i + 1024]) for i in range(0, len(rows), 1024)])
         student_top = scores.topk(k, dim=1).indices
