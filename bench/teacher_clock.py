@@ -77,9 +77,9 @@ def install() -> PhaseClock:
     L.Trainer.__init__ = init
     original_build = PromptBuilder.build
 
-    def build(self, seq, len_seq):
-        out = original_build(self, seq, len_seq)
-        CLOCK.tokens[CLOCK.phase] += int(out["attention_mask"].sum())
+    def build(self, seq, len_seq, *args, **kwargs):
+        out = original_build(self, seq, len_seq, *args, **kwargs)
+        CLOCK.tokens[CLOCK.phase] += int(out["attention_mask"].sum())  # real tokens: alignment padding not counted
         return out
 
     PromptBuilder.build = build

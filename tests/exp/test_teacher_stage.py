@@ -119,6 +119,14 @@ def test_teacher_trains_its_own_baseline_and_exports(tiny_cfg, tmp_path, monkeyp
     manifest = run_export_stage(cfg, run, data)
     assert manifest["num_rows"] == len(data.train)
     assert manifest["hidden_size"] == 32  # D of the tiny LLM, read from the model
+    with open_dict(cfg):  # an inference-only knob: the loading run's value wins over the checkpoint's
+        cfg.teacher.pad_to_multiple_of = 3
+    teacher, _ = teacher_train.load_teacher_checkpoint(run.root / "models" / "teacher", data, cfg)
+    assert teacher.pad_to_multiple_of == 3 and not teacher.training
+    with open_dict(cfg):
+        cfg.teacher.pad_to_multiple_of = 0
+    with pytest.raises(ConfigError, match="teacher.pad_to_multiple_of"):
+        teacher_train.load_teacher_checkpoint(run.root / "models" / "teacher", data, cfg)
 
 
 def test_missing_student_checkpoint(tiny_cfg, tmp_path):
@@ -147,6 +155,7 @@ def test_mismatched_student_checkpoint(tiny_cfg, tmp_path, baseline_run):
         (["teacher.target_modules=[q_proj,not_a_layer]"], "q_proj"),
         (["teacher.llm_path=/no/such/model/folder"], "/no/such/model/folder"),
         (["teacher.distill_loss_type=bogus"], "distill_loss_type"),
+        (["teacher.pad_to_multiple_of=0"], "pad_to_multiple_of"),
     ],
 )
 def test_teacher_config_errors(tiny_cfg, tmp_path, baseline_run, extra, match):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from teacher_helpers import NUM_ITEMS
 
-from ilora_dllm2rec.core.errors import ArtifactError
+from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.teacher.interfaces import TeacherRecommender
 from ilora_dllm2rec.teacher.llm import is_checkpointing
 from ilora_dllm2rec.teacher.moe_lora import moelora_layers
@@ -117,6 +117,23 @@ def test_left_padding_does_not_change_a_row(make_model, batch) -> None:
     together = model(seq, len_seq)["h_u"]
     alone = model(seq[1:2], len_seq[1:2])["h_u"]
     assert torch.allclose(together[1], alone[0], atol=1e-5)
+
+
+def test_pad_to_multiple_changes_scoring_width_not_scores(make_model, batch, monkeypatch) -> None:
+    model = make_model(pad_to_multiple_of=1).eval()
+    _perturb_adapters(model)
+    plain = model(*batch)["scores"]
+    widths: list[int] = []
+    build = model.prompts.build
+    monkeypatch.setattr(model.prompts, "build", lambda *a: widths.append(build(*a)["input_ids"].shape[1]) or build(*a))
+    natural = build(*batch)["input_ids"].shape[1]
+    model.pad_to_multiple_of = natural + 3  # one multiple: 3 extra padding columns
+    assert torch.allclose(model(*batch)["scores"], plain, atol=1e-5)
+    model.train()  # training batches stay unpadded
+    model(*batch)
+    assert widths == [natural + 3, natural]
+    with pytest.raises(ConfigError, match="teacher.pad_to_multiple_of"):
+        make_model(pad_to_multiple_of=0)
 
 
 def test_heads_and_interface(make_model, batch) -> None:

@@ -73,6 +73,20 @@ def test_build_left_padded_batch(tok, batch) -> None:
     assert out["input_ids"][out["attention_mask"] == 0].eq(tok.pad_token_id).all()
 
 
+def test_pad_to_multiple_rounds_the_width_up_with_left_padding(tok, batch) -> None:
+    seq, len_seq = batch
+    pb = PromptBuilder(tok, TITLES, resolve_template("movies"))
+    plain, padded = pb.build(seq, len_seq), pb.build(seq, len_seq, pad_to_multiple_of=8)
+    width = plain["input_ids"].shape[1]
+    assert padded["input_ids"].shape[1] == -(-width // 8) * 8 and padded["input_ids"].shape[1] % 8 == 0
+    for key in plain:  # the extra columns are on the left; the prompts themselves are unchanged
+        assert torch.equal(padded[key][:, -width:], plain[key])
+    assert padded["attention_mask"][:, :-width].eq(0).all()
+    assert torch.equal(pb.build(seq, len_seq, pad_to_multiple_of=1)["input_ids"], plain["input_ids"])
+    with pytest.raises(ConfigError, match="teacher.pad_to_multiple_of"):
+        pb.build(seq, len_seq, pad_to_multiple_of=0)
+
+
 def test_truncation_keeps_most_recent_whole_titles(tok) -> None:
     template = resolve_template("movies")
     full = PromptBuilder(tok, TITLES, template, max_prompt_tokens=10_000, max_history_items=100)

@@ -171,8 +171,12 @@ class PromptBuilder:
         owner.extend([self.pad_item] * len(self.suffix_ids))
         return ids, owner
 
-    def _left_pad(self, rows: list[list[int]], owners: list[list[int]], fill: int) -> dict[str, torch.Tensor]:
-        width = max(len(r) for r in rows)
+    def _left_pad(
+        self, rows: list[list[int]], owners: list[list[int]], fill: int, multiple: int = 1
+    ) -> dict[str, torch.Tensor]:
+        if multiple < 1:
+            raise ConfigError(f"teacher.pad_to_multiple_of must be >= 1, got {multiple}")
+        width = -(-max(len(r) for r in rows) // multiple) * multiple  # rounded up to a multiple
         input_ids = torch.full((len(rows), width), self.pad_token, dtype=torch.long)
         attention = torch.zeros((len(rows), width), dtype=torch.long)
         item_ids = torch.full((len(rows), width), fill, dtype=torch.long)
@@ -183,8 +187,9 @@ class PromptBuilder:
             attention[b, width - n :] = 1
         return {"input_ids": input_ids, "attention_mask": attention, "hist_item_ids": item_ids}
 
-    def build(self, seq: torch.Tensor, len_seq: torch.Tensor) -> dict[str, torch.Tensor]:
-        """seq [B, L] right-padded item ids, len_seq [B] -> left-padded batch (CPU tensors).
+    def build(self, seq: torch.Tensor, len_seq: torch.Tensor, pad_to_multiple_of: int = 1) -> dict[str, torch.Tensor]:
+        """seq [B, L] right-padded item ids, len_seq [B] -> left-padded batch (CPU tensors), its width rounded up
+        to a multiple of ``pad_to_multiple_of`` (extra columns are padding: masked out, outputs unchanged).
 
         Keys: input_ids [B, T], attention_mask [B, T], hist_mask [B, T] bool (the [HistoryEmb] positions),
         hist_item_ids [B, T] (item at each [HistoryEmb] position, padding id N elsewhere).
@@ -196,7 +201,7 @@ class PromptBuilder:
             ids, own = self.prompt_ids(s[: int(n)])
             rows.append(ids)
             owners.append(own)
-        out = self._left_pad(rows, owners, self.pad_item)
+        out = self._left_pad(rows, owners, self.pad_item, pad_to_multiple_of)
         out["hist_mask"] = out["input_ids"] == self.hist_token
         return out
 

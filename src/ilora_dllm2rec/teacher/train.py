@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core.artifacts import read_manifest, write_json_atomic, write_manifest
 from ..core.config import with_train_preset
-from ..core.errors import ArtifactError
+from ..core.errors import ArtifactError, ConfigError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.seed import set_seed
@@ -151,6 +151,11 @@ def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) 
     teacher_cfg = OmegaConf.create(meta["teacher_cfg"])
     model = build_ilora_model(teacher_cfg, student, data.item_titles, model_cache_dir=cfg.paths.model_cache_dir)
     model.load_trainable_state_dict({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()})
+    pad = OmegaConf.select(cfg, "teacher.pad_to_multiple_of")  # inference-only: this run's value wins
+    if pad is not None:
+        if int(pad) < 1:
+            raise ConfigError(f"teacher.pad_to_multiple_of must be >= 1, got {pad}")
+        model.pad_to_multiple_of = int(pad)
     return model.eval(), meta
 
 
