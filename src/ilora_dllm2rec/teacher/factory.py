@@ -39,7 +39,7 @@ def validate_teacher_config(cfg: Mapping[str, Any]) -> None:
     train_attn = cfg.get("train_attn_implementation")
     if train_attn is not None:
         resolve_attn_implementation(str(train_attn))
-    if int(cfg.get("pad_to_multiple_of", 8)) < 1:
+    if int(cfg.get("pad_to_multiple_of", 1)) < 1:
         raise ConfigError(f"teacher.pad_to_multiple_of must be >= 1, got {cfg.get('pad_to_multiple_of')}")
     loss = cfg.get("distill_loss_type", "mse")
     if loss not in IMITATION_LOSSES:
@@ -85,7 +85,7 @@ def build_ilora_model(
         item_embedding_adapters=bool(export.get("item_embedding_adapters", False)),
         train_attn_implementation=cfg.get("train_attn_implementation"),
         compile_backbone=bool(cfg.get("compile", False)),
-        pad_to_multiple_of=int(cfg.get("pad_to_multiple_of", 8)),
+        pad_to_multiple_of=int(cfg.get("pad_to_multiple_of", 1)),
     )
     hidden = cfg.get("hidden_size")
     if hidden is not None and int(hidden) != model.hidden_size:

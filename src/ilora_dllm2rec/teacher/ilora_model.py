@@ -70,13 +70,13 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         head_residual: bool = True,
         train_attn_implementation: str | None = None,
         compile_backbone: bool = False,
-        pad_to_multiple_of: int = 8,
+        pad_to_multiple_of: int = 1,
     ) -> None:
         super().__init__()
         if int(pad_to_multiple_of) < 1:
             raise ConfigError(f"teacher.pad_to_multiple_of must be >= 1, got {pad_to_multiple_of}")
-        # scoring / export prompt batches only: CPU flash attention runs 5-8% faster end to end on widths that are
-        # a multiple of 8 (docs/BENCHMARKS.md); training batches showed no gain, so they stay unpadded
+        # scoring / export prompt batches only (aligned shapes for GPU tensor cores); on the CPU neither export
+        # nor training got faster with it (docs/BENCHMARKS.md), so training batches stay unpadded
         self.pad_to_multiple_of = int(pad_to_multiple_of)
         if student.num_items != len(item_titles):
             raise ConfigError(
