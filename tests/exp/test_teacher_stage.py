@@ -179,3 +179,35 @@ def test_train_preset_switch_keeps_experiment_values(tiny_cfg):
     cfg = tiny_cfg(extra=["experiment=quickstart"])
     distill = with_train_preset(cfg, "distill", ["experiment=quickstart", "train.log_every_n_steps=7"])
     assert distill.train.name == "distill" and distill.train.patience == 5 and distill.train.log_every_n_steps == 7
+
+
+def test_export_selection_reads_the_teachers_explicit_student(tiny_cfg, tmp_path, baseline_run):
+    """active=uncertainty in a run without its own baseline and no baseline run under paths.result_root:
+    the iLoRA teacher's teacher.rec_model_checkpoint_path is the baseline the policy reads."""
+    from ilora_dllm2rec.teacher.stages import select_export_samples
+
+    _, data, _, result = baseline_run
+
+    def cfg_with(extra):
+        cfg = teacher_cfg(tiny_cfg, tmp_path, ["active=uncertainty", "active.budget_ratio=0.25", *extra])
+        with open_dict(cfg):
+            cfg.paths.result_root = str(tmp_path / "elsewhere")  # no baseline run to discover here
+        return cfg
+
+    run = RunDir(tmp_path / "elsewhere" / "result_20000101_000000")
+    ids = select_export_samples(cfg_with([f"teacher.rec_model_checkpoint_path={result['best_checkpoint']}"]), data, run)
+    expected = select_export_samples(
+        cfg_with([f"distill.baseline_checkpoint_path={result['best_checkpoint']}"]), data, run
+    )
+    assert abs(len(ids) - 0.25 * len(data.train)) <= 1 and np.array_equal(ids, expected)
+    with pytest.raises(ArtifactError, match="no complete baseline run"):
+        select_export_samples(cfg_with([]), data, run)
+
+
+def test_id_teacher_without_a_baseline_for_its_selection_fails_before_training(tmp_path):
+    from tests.exp.helpers import run_entry, tiny_overrides
+
+    proc = run_entry("run_teacher", [*tiny_overrides(tmp_path), "teacher=sasrec", "active=uncertainty"], tmp_path)
+    assert proc.returncode != 0
+    assert "no complete baseline run" in proc.stderr and "distill.baseline_checkpoint_path" in proc.stderr
+    assert not (tmp_path / "result" / "result_run" / "models" / "teacher").exists()  # nothing trained

@@ -15,9 +15,10 @@ from .common import command_line_overrides, hydra_entry, mark_stage_complete
 @hydra_entry("run_teacher")
 def main(cfg: DictConfig, run: RunDir) -> None:
     from ..data import prepare_data
-    from ..teacher.stages import run_export_stage, train_teacher
+    from ..teacher.stages import check_export_inputs, run_export_stage, train_teacher
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    check_export_inputs(cfg, data, run)
     result = train_teacher(cfg, run, data, command_line_overrides())
     mark_stage_complete(run, "teacher", {"test_ndcg@10": result["test"].get("ndcg@10")})
     manifest = run_export_stage(cfg, run, data)

@@ -122,7 +122,8 @@ def find_baseline(cfg: DictConfig, data: SplitData, explicit: str | None, exclud
     if found is None:
         raise ArtifactError(
             f"no complete baseline run for data set {data.name} (fingerprint {data.fingerprint}) under "
-            f"{cfg.paths.result_root}: run run-student-baseline first or set teacher.rec_model_checkpoint_path"
+            f"{cfg.paths.result_root}: run run-student-baseline first, or point teacher.rec_model_checkpoint_path "
+            "(distill.baseline_checkpoint_path for distillation and selection) at a baseline best.ckpt"
         )
     folder, manifest = found
     log.info("using baseline checkpoint from %s", folder)

@@ -64,6 +64,24 @@ def find_teacher(cfg: DictConfig, data: SplitData, run: RunDir) -> tuple[Path, s
     return folder / manifest["best_checkpoint"], str(manifest["backend"])
 
 
+def selection_student_path(cfg: DictConfig, data: SplitData, run: RunDir) -> Path:
+    """The baseline an informed selection policy reads: this run's own baseline, else
+    ``distill.baseline_checkpoint_path``, else the iLoRA teacher's frozen student
+    (``teacher.rec_model_checkpoint_path``), else the newest complete matching baseline run."""
+    own = read_manifest(run.root / "models" / "baseline")
+    if own:
+        return run.root / "models" / "baseline" / own["best_checkpoint"]
+    explicit = cfg.distill.baseline_checkpoint_path or cfg.teacher.get("rec_model_checkpoint_path")
+    return find_baseline(cfg, data, explicit)
+
+
+def check_export_inputs(cfg: DictConfig, data: SplitData, run: RunDir) -> None:
+    """Before a teacher is trained: fail now, not after training, if the export's selection policy will find
+    no baseline. The iLoRA stage finds or trains its own baseline first, so only the ID backends can miss one."""
+    if str(cfg.teacher.backend) != "ilora" and build_selection_policy(cfg.active).needs_student:
+        selection_student_path(cfg, data, run)
+
+
 def select_export_samples(cfg: DictConfig, data: SplitData, run: RunDir) -> np.ndarray | None:
     """Which training samples the teacher is asked about (None = all): fewer LLM calls."""
     policy = build_selection_policy(cfg.active)
@@ -71,13 +89,7 @@ def select_export_samples(cfg: DictConfig, data: SplitData, run: RunDir) -> np.n
         return None
     provider = None
     if policy.needs_student:
-        own = read_manifest(run.root / "models" / "baseline")
-        path = (
-            (run.root / "models" / "baseline" / own["best_checkpoint"])
-            if own
-            else find_baseline(cfg, data, cfg.distill.baseline_checkpoint_path)
-        )
-        baseline, _ = load_student_checkpoint(path)
+        baseline, _ = load_student_checkpoint(selection_student_path(cfg, data, run))
         k = int(cfg.active.get("topk", 10))
         provider = lambda: student_entropy_and_topk(baseline, data.train, 1024, k, "cpu")  # noqa: E731
     mask = policy.select(SelectionContext(num_train=len(data.train), student_provider=provider))
