@@ -211,3 +211,27 @@ def test_id_teacher_without_a_baseline_for_its_selection_fails_before_training(t
     assert proc.returncode != 0
     assert "no complete baseline run" in proc.stderr and "distill.baseline_checkpoint_path" in proc.stderr
     assert not (tmp_path / "result" / "result_run" / "models" / "teacher").exists()  # nothing trained
+
+
+def test_run_teacher_resume_exports_without_retraining(tmp_path):
+    """run-teacher stopped at the export (top_n above the item count: exit 2 after training) continues with
+    resume=true: the teacher is kept, only the export runs; a third call repeats nothing."""
+    from tests.exp.helpers import run_entry, tiny_overrides
+
+    base = [*tiny_overrides(tmp_path), "teacher=sasrec", "teacher.num_epochs=1"]
+    first = run_entry("run_teacher", [*base, "teacher.export.top_n=100000"], tmp_path)
+    assert first.returncode == 2 and "teacher.export.top_n" in first.stderr, first.stderr[-2000:]
+    run = tmp_path / "result" / "result_run"
+    ckpt = run / "models" / "teacher" / "best.ckpt"
+    stamp, train_time = ckpt.stat().st_mtime_ns, json.loads((run / "metrics" / "time.json").read_text())
+    assert not (run / "teacher_outputs" / "manifest.json").exists()
+    second = run_entry("run_teacher", [*base, "resume=true"], tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert ckpt.stat().st_mtime_ns == stamp  # not retrained
+    times = json.loads((run / "metrics" / "time.json").read_text())
+    assert times["teacher_train_time_total"] == train_time["teacher_train_time_total"]
+    ranks = run / "teacher_outputs" / "myrank_train.txt"
+    assert (run / "teacher_outputs" / "manifest.json").is_file() and "distill_teacher_export_time" in times
+    ranks_stamp = ranks.stat().st_mtime_ns
+    third = run_entry("run_teacher", [*base, "resume=true"], tmp_path)
+    assert third.returncode == 0 and ranks.stat().st_mtime_ns == ranks_stamp and ckpt.stat().st_mtime_ns == stamp

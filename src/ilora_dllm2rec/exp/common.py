@@ -51,6 +51,31 @@ def mark_stage_complete(run: RunDir, stage: str, info: dict | None = None) -> No
     update_json(manifest_path, {"completed_stages": stages, "run_dir": str(run.root)})
 
 
+def stage_done(
+    cfg: DictConfig, run: RunDir, fingerprint: str, folder: str, check: Callable[[dict], str | None] | None = None
+) -> bool:
+    """``resume=true``: is ``{run}/{folder}`` complete (manifest written) and made for this data set?
+
+    ``check(manifest)`` returns a mismatch reason or None; the default compares the data fingerprint. A stage
+    that does not match is redone (a warning says why); without ``resume`` every stage runs."""
+    from ..core.artifacts import read_manifest
+
+    manifest = read_manifest(run.root / folder)
+    if not cfg.get("resume", False) or manifest is None:
+        return False
+    if check is not None:
+        reason = check(manifest)
+    elif manifest.get("data_fingerprint") != fingerprint:
+        reason = f"data fingerprint {manifest.get('data_fingerprint')} != {fingerprint}"
+    else:
+        reason = None
+    if reason:
+        log.warning("resume: %s does not match this run (%s): redoing the stage", folder, reason)
+        return False
+    log.info("resume: %s is complete, skipping the stage", folder)
+    return True
+
+
 def quiet_third_party_logs() -> None:
     """Keep the console for our own messages: Lightning's tips and device banners go to DEBUG level."""
     import warnings

@@ -12,14 +12,13 @@ import logging
 from omegaconf import DictConfig
 
 from ..core.run_logging import RunDir
-from .common import command_line_overrides, hydra_entry, mark_stage_complete
+from .common import command_line_overrides, hydra_entry, mark_stage_complete, stage_done
 
 log = logging.getLogger("ilora_dllm2rec.pipeline")
 
 
 @hydra_entry("run_pipeline")
 def main(cfg: DictConfig, run: RunDir) -> None:
-    from ..core.artifacts import read_manifest
     from ..core.config import with_train_preset
     from ..data import prepare_data
     from ..distill.train import export_matcher, run_distill_stage
@@ -32,20 +31,7 @@ def main(cfg: DictConfig, run: RunDir) -> None:
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
 
     def done(folder: str, check=None) -> bool:
-        manifest = read_manifest(run.root / folder)
-        if not cfg.resume or manifest is None:
-            return False
-        if check is not None:
-            reason = check(manifest)
-        elif manifest.get("data_fingerprint") != data.fingerprint:
-            reason = f"data fingerprint {manifest.get('data_fingerprint')} != {data.fingerprint}"
-        else:
-            reason = None
-        if reason:
-            log.warning("resume: %s does not match this run (%s): redoing the stage", folder, reason)
-            return False
-        log.info("resume: %s is complete, skipping the stage", folder)
-        return True
+        return stage_done(cfg, run, data.fingerprint, folder, check)
 
     if not done("models/baseline"):
         run_baseline_stage(with_train_preset(cfg, "student", overrides), run, data)

@@ -1,7 +1,8 @@
 """Train the teacher and export its knowledge for distillation (seed 004: 教師モデル学習＋教師出力生成).
 
 ``run-teacher dataset=ml-100k`` / ``python -m ilora_dllm2rec.exp.run_teacher train=teacher
-teacher.rec_model_checkpoint_path=result/result_X/models/baseline/best.ckpt`` / ``run-teacher teacher=sasrec``
+teacher.rec_model_checkpoint_path=result/result_X/models/baseline/best.ckpt`` / ``run-teacher teacher=sasrec``.
+``resume=true hydra.run.dir=<that run's folder>`` keeps a completed teacher (same data) and only exports.
 """
 
 from __future__ import annotations
@@ -9,18 +10,22 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from ..core.run_logging import RunDir
-from .common import command_line_overrides, hydra_entry, mark_stage_complete
+from .common import command_line_overrides, hydra_entry, mark_stage_complete, stage_done
 
 
 @hydra_entry("run_teacher")
 def main(cfg: DictConfig, run: RunDir) -> None:
     from ..data import prepare_data
+    from ..distill.train import export_matcher
     from ..teacher.stages import check_export_inputs, run_export_stage, train_teacher
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     check_export_inputs(cfg, data, run)
-    result = train_teacher(cfg, run, data, command_line_overrides())
-    mark_stage_complete(run, "teacher", {"test_ndcg@10": result["test"].get("ndcg@10")})
+    if not stage_done(cfg, run, data.fingerprint, "models/teacher"):  # resume=true: export only
+        result = train_teacher(cfg, run, data, command_line_overrides())
+        mark_stage_complete(run, "teacher", {"test_ndcg@10": result["test"].get("ndcg@10")})
+    if stage_done(cfg, run, data.fingerprint, "teacher_outputs", export_matcher(data)):
+        return
     manifest = run_export_stage(cfg, run, data)
     if manifest is not None:
         mark_stage_complete(run, "export", {"rows": manifest.get("num_train")})
