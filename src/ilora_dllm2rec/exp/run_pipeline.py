@@ -25,7 +25,7 @@ def main(cfg: DictConfig, run: RunDir) -> None:
     from ..report.eval_all import run_eval_all_stage
     from ..report.pipeline_report import write_report
     from ..student.train import run_baseline_stage
-    from ..teacher.stages import run_export_stage, train_teacher
+    from ..teacher.stages import check_export_inputs, run_export_stage, train_teacher
 
     overrides = command_line_overrides()
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
@@ -37,6 +37,7 @@ def main(cfg: DictConfig, run: RunDir) -> None:
         run_baseline_stage(with_train_preset(cfg, "student", overrides), run, data)
         mark_stage_complete(run, "baseline")
     teacher_cfg = with_train_preset(cfg, "teacher", overrides)
+    check_export_inputs(teacher_cfg, data, run)  # before the teacher trains, not after
     if not done("models/teacher"):
         train_teacher(teacher_cfg, run, data, overrides)
         mark_stage_complete(run, "teacher")

@@ -75,9 +75,18 @@ def selection_student_path(cfg: DictConfig, data: SplitData, run: RunDir) -> Pat
     return find_baseline(cfg, data, explicit)
 
 
+def export_top_n(cfg: DictConfig, data: SplitData) -> int:
+    top_n = int(cfg.teacher.export.top_n)
+    if not 1 <= top_n <= data.num_items:
+        raise ConfigError(f"teacher.export.top_n={top_n} must be between 1 and the number of items ({data.num_items})")
+    return top_n
+
+
 def check_export_inputs(cfg: DictConfig, data: SplitData, run: RunDir) -> None:
-    """Before a teacher is trained: fail now, not after training, if the export's selection policy will find
-    no baseline. The iLoRA stage finds or trains its own baseline first, so only the ID backends can miss one."""
+    """Before a teacher is trained: fail now, not after training, on an export setting that cannot work or a
+    selection policy that will find no baseline (the iLoRA stage finds or trains its own baseline first, so
+    only the ID backends can miss one)."""
+    export_top_n(cfg, data)
     if str(cfg.teacher.backend) != "ilora" and build_selection_policy(cfg.active).needs_student:
         selection_student_path(cfg, data, run)
 
@@ -113,9 +122,7 @@ def run_export_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | No
         sample_ids = select_export_samples(cfg, data, run)
         samples = data.train if sample_ids is None else data.train.subset(sample_ids)
         export_cfg = cfg.teacher.export
-        top_n = int(export_cfg.top_n)
-        if top_n > data.num_items:
-            raise ConfigError(f"teacher.export.top_n={top_n} exceeds the number of items ({data.num_items})")
+        top_n = export_top_n(cfg, data)
         result = predict_top_n(
             teacher,
             samples,
