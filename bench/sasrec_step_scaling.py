@@ -3,6 +3,7 @@
     PYTHONPATH=src python bench/sasrec_step_scaling.py [--data-dir DIR] [--batches 256,512,1024] [--rounds 3]
     PYTHONPATH=src python bench/sasrec_step_scaling.py --profile [--precision bf16-mixed]   # where the time goes
     PYTHONPATH=src python bench/sasrec_step_scaling.py --compile [--override student.dropout=0]   # torch.compile
+    PYTHONPATH=src python bench/sasrec_step_scaling.py --bf16-weights   # fp32 vs the whole module in bf16
 
 Answers "is the CPU step bound by per-step overhead (Python, optimizer, kernel launches) or by per-sample
 work?": if samples/s barely grows with the batch size, and a multi-tensor (foreach) Adam does not help, it
@@ -40,6 +41,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="torch.profiler table of 20 batch-256 steps instead")
     p.add_argument("--precision", default="32-true", help="--profile only: 32-true | bf16-mixed (CPU autocast)")
     p.add_argument("--compile", action="store_true", help="batch 256: eager vs torch.compile of each block instead")
+    p.add_argument("--bf16-weights", action="store_true", help="batch 256: fp32 vs bf16 weights and activations")
     p.add_argument("--override", action="append", default=[], help="Hydra override, e.g. student.dropout=0")
     args = p.parse_args()
     worker_setup(None)
@@ -50,9 +52,11 @@ def main() -> None:
     cfg = compose_cfg(base_overrides(check_data_dir(args.data_dir), args.work_dir) + ["student=sasrec", *args.override])
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
 
-    def make(batch: int, foreach: bool, compiled: bool = False):
+    def make(batch: int, foreach: bool, compiled: bool = False, bf16: bool = False):
         torch.manual_seed(0)
         module = student_module(cfg, data)
+        if bf16:  # "bf16-true": parameters, activations and Adam state in bf16 (no casts at all)
+            module.to(torch.bfloat16)
         if compiled:  # each transformer block (the packed-token bookkeeping stays eager), dynamic shapes
             for block in module.model.blocks:
                 block.compile(dynamic=True)
@@ -67,15 +71,16 @@ def main() -> None:
     if args.profile:
         profile_steps(cfg, data, args.precision)
         return
-    if args.compile:
-        eager, compiled = make(256, False), make(256, False, compiled=True)
-        compiled()  # compilation, not timed
-        rates = {"eager": 0.0, "compiled blocks": 0.0}
+    if args.compile or args.bf16_weights:
+        other = "compiled blocks" if args.compile else "bf16 weights"
+        runs = {"eager fp32": make(256, False), other: make(256, False, args.compile, args.bf16_weights)}
+        runs[other]()  # compilation / warm-up, not timed
+        rates = dict.fromkeys(runs, 0.0)
         for _ in range(args.rounds):
-            rates["eager"] = max(rates["eager"], eager())
-            rates["compiled blocks"] = max(rates["compiled blocks"], compiled())
-        rows = [[k, f"{v:,.0f}", f"{v / rates['eager']:.2f}x"] for k, v in rates.items()]
-        print(markdown_table(["SASRec step, batch 256", "samples/s (best)", "vs eager"], rows))
+            for name, run in runs.items():
+                rates[name] = max(rates[name], run())
+        rows = [[k, f"{v:,.0f}", f"{v / rates['eager fp32']:.2f}x"] for k, v in rates.items()]
+        print(markdown_table(["SASRec step, batch 256", "samples/s (best)", "vs eager fp32"], rows))
         print(f"\n{command_line()}")
         return
     configs = {(256, False): make(256, False)}
