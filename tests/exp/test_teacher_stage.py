@@ -242,6 +242,8 @@ def test_run_teacher_resume_exports_without_retraining(tmp_path):
     ranks = run / "teacher_outputs" / "myrank_train.txt"
     assert (run / "teacher_outputs" / "manifest.json").is_file()
     ranks_stamp = ranks.stat().st_mtime_ns
+    completed = json.loads((run / "manifest.json").read_text())["completed_stages"]
+    assert completed["export"]["rows"] == completed["export"]["train_samples"] > 0  # active=all: every sample
     third = run_entry("run_teacher", [*base, "resume=true"], tmp_path)
     assert third.returncode == 0 and ranks.stat().st_mtime_ns == ranks_stamp and ckpt.stat().st_mtime_ns == stamp
     assert "skipping the stage" in third.stderr + (run / "run_teacher.log").read_text()

@@ -28,7 +28,8 @@ def main(cfg: DictConfig, run: RunDir) -> None:
         return
     manifest = run_export_stage(cfg, run, data)
     if manifest is not None:
-        mark_stage_complete(run, "export", {"rows": manifest.get("num_train")})
+        rows = {"rows": manifest.get("num_rows"), "train_samples": manifest.get("num_train")}
+        mark_stage_complete(run, "export", rows)
 
 
 if __name__ == "__main__":
