@@ -73,11 +73,7 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         pad_to_multiple_of: int = 1,
     ) -> None:
         super().__init__()
-        if int(pad_to_multiple_of) < 1:
-            raise ConfigError(f"teacher.pad_to_multiple_of must be >= 1, got {pad_to_multiple_of}")
-        # scoring / export prompt batches only (aligned shapes for GPU tensor cores); on the CPU neither export
-        # nor training got faster with it (docs/BENCHMARKS.md), so training batches stay unpadded
-        self.pad_to_multiple_of = int(pad_to_multiple_of)
+        self.pad_to_multiple_of = pad_to_multiple_of  # validated by the property's setter
         if student.num_items != len(item_titles):
             raise ConfigError(
                 f"teacher.rec_model_checkpoint_path: the student has {student.num_items} items but the data set has "
@@ -121,6 +117,18 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         if self.head_residual:  # q_u = z_u + P(h_u) with P = 0: the teacher starts as the student
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+
+    @property
+    def pad_to_multiple_of(self) -> int:
+        """Scoring / export prompt batches only (aligned shapes for GPU tensor cores); on the CPU neither export
+        nor training got faster with it (docs/BENCHMARKS.md), so training batches stay unpadded."""
+        return self._pad_to_multiple_of
+
+    @pad_to_multiple_of.setter
+    def pad_to_multiple_of(self, value: int) -> None:
+        if int(value) < 1:
+            raise ConfigError(f"teacher.pad_to_multiple_of must be >= 1, got {value}")
+        self._pad_to_multiple_of = int(value)
 
     # -- modes ------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> ILoRAModel:

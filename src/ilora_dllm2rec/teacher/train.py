@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core.artifacts import read_manifest, write_json_atomic, write_manifest
 from ..core.config import with_train_preset
-from ..core.errors import ArtifactError, ConfigError
+from ..core.errors import ArtifactError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.seed import set_seed
@@ -153,9 +153,7 @@ def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) 
     model.load_trainable_state_dict({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()})
     pad = OmegaConf.select(cfg, "teacher.pad_to_multiple_of")  # inference-only: this run's value wins
     if pad is not None:
-        if int(pad) < 1:
-            raise ConfigError(f"teacher.pad_to_multiple_of must be >= 1, got {pad}")
-        model.pad_to_multiple_of = int(pad)
+        model.pad_to_multiple_of = pad  # the setter rejects values below 1
     return model.eval(), meta
 
 
