@@ -114,6 +114,17 @@ def test_resume_skips_completed_stages(tmp_path):
     assert "distill_student_train_time" in after
     assert "skipping the stage" in (run / "run_pipeline.log").read_text()
     check_run(run)
+    # a changed teacher config redoes the teacher and everything after it, and keeps the baseline
+    outputs = run / "teacher_outputs" / "myrank_train.txt"
+    later = {rel: (run / rel).stat().st_mtime_ns for rel in ("models/teacher/best.ckpt", "models/distill/best.ckpt")}
+    later["teacher_outputs/myrank_train.txt"] = outputs.stat().st_mtime_ns
+    third = run_entry("run_pipeline", base + ["resume=true", "teacher.lr=0.003"], tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert (run / "models/baseline/best.ckpt").stat().st_mtime_ns == stamps["models/baseline/best.ckpt"]
+    for rel, stamp in later.items():
+        assert (run / rel).stat().st_mtime_ns != stamp, f"{rel} was not redone"
+    assert "config changed since it ran: teacher, train" in (run / "run_pipeline.log").read_text()
+    check_run(run)
 
 
 def test_eval_all_rejects_a_missing_checkpoint(tmp_path):

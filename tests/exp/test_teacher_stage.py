@@ -248,3 +248,8 @@ def test_run_teacher_resume_exports_without_retraining(tmp_path):
     third = run_entry("run_teacher", [*base, "resume=true"], tmp_path)
     assert third.returncode == 0 and ranks.stat().st_mtime_ns == ranks_stamp and ckpt.stat().st_mtime_ns == stamp
     assert "skipping the stage" in third.stderr + (run / "run_teacher.log").read_text()
+    # an export-only change re-exports with the kept teacher
+    fourth = run_entry("run_teacher", [*base, "resume=true", "teacher.export.top_n=3"], tmp_path)
+    assert fourth.returncode == 0, fourth.stderr[-2000:]
+    assert ckpt.stat().st_mtime_ns == stamp and ranks.stat().st_mtime_ns != ranks_stamp
+    assert json.loads((run / "teacher_outputs" / "manifest.json").read_text())["top_n"] == 3

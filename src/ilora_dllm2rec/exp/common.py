@@ -19,7 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ..core.artifacts import update_json
+from ..core.artifacts import read_json, update_json
 from ..core.config import check_switch_values, config_dir
 from ..core.errors import UserError
 from ..core.git_info import save_git_info
@@ -38,26 +38,75 @@ def command_line_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task)
 
 
-def mark_stage_complete(run: RunDir, stage: str, info: dict | None = None) -> None:
-    """The run-level manifest (written last by each stage) lists the stages that completed."""
-    manifest_path = run.root / "manifest.json"
-    current = {}
-    if manifest_path.is_file():
-        import json
+# What each resumable stage's result depends on besides the data (the data fingerprint covers the dataset
+# section and the files): these config sections are hashed into the key its run-manifest entry records.
+# Training a teacher ignores ``teacher.export``, so an export-only change re-exports and keeps the teacher.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "baseline": ("student", "train", "metrics", "general.seed"),
+    "teacher": ("student", "teacher", "train", "metrics", "general.seed"),
+    "export": ("student", "teacher", "active", "general.seed"),
+    "distill": ("student", "distill", "active", "train", "metrics", "general.seed"),
+}
 
-        current = json.loads(manifest_path.read_text())
+
+def stage_config_key(cfg: DictConfig, stage: str) -> dict[str, str]:
+    """A short hash per config section ``stage`` depends on (sections named, so a mismatch can say which)."""
+    import hashlib
+    import json
+
+    from omegaconf import OmegaConf
+
+    key = {}
+    for section in STAGE_SECTIONS[stage]:
+        node = OmegaConf.select(cfg, section)
+        value = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        if stage == "teacher" and section == "teacher" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "export"}
+        text = json.dumps(value, sort_keys=True, default=str)
+        key[section] = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return key
+
+
+def mark_stage_complete(run: RunDir, stage: str, info: dict | None = None, cfg: DictConfig | None = None) -> None:
+    """The run-level manifest (written last by each stage) lists the stages that completed, each with the
+    config key ``resume=true`` compares (``cfg``: the config the stage ran with)."""
+    manifest_path = run.root / "manifest.json"
+    current = read_json(manifest_path, "run manifest") if manifest_path.is_file() else {}
     stages = current.get("completed_stages", {})
-    stages[stage] = info or {}
+    stages[stage] = dict(info or {})
+    if cfg is not None and stage in STAGE_SECTIONS:
+        stages[stage]["config_key"] = stage_config_key(cfg, stage)
     update_json(manifest_path, {"completed_stages": stages, "run_dir": str(run.root)})
 
 
-def stage_done(
-    cfg: DictConfig, run: RunDir, fingerprint: str, folder: str, check: Callable[[dict], str | None] | None = None
-) -> bool:
-    """``resume=true``: is ``{run}/{folder}`` complete (manifest written) and made for this data set?
+def _config_mismatch(cfg: DictConfig, run: RunDir, stage: str) -> str | None:
+    """Why the run manifest's record of ``stage`` does not match ``cfg`` (None: it matches)."""
+    path = run.root / "manifest.json"
+    recorded = read_json(path, "run manifest").get("completed_stages", {}) if path.is_file() else {}
+    if stage not in recorded:
+        return f"{path} does not list the {stage} stage as complete"
+    if "config_key" not in recorded[stage]:  # a folder from before config keys were recorded
+        log.warning("resume: %s records no config key for %s (older version): assuming it matches", path, stage)
+        return None
+    old, new = recorded[stage]["config_key"], stage_config_key(cfg, stage)
+    changed = sorted(s for s in set(old) | set(new) if old.get(s) != new.get(s))
+    return f"config changed since it ran: {', '.join(changed)}" if changed else None
 
-    ``check(manifest)`` returns a mismatch reason or None; the default compares the data fingerprint. A stage
-    that does not match is redone (a warning says why); without ``resume`` every stage runs."""
+
+def stage_done(
+    cfg: DictConfig,
+    run: RunDir,
+    stage: str,
+    folder: str,
+    fingerprint: str,
+    check: Callable[[dict], str | None] | None = None,
+) -> bool:
+    """``resume=true``: is ``{run}/{folder}`` complete, made for this data set and with this config?
+
+    The stage's own manifest must exist and match (``check(manifest)`` returns a mismatch reason or None; the
+    default compares the data fingerprint), and the run manifest must record the stage with the same config
+    key (:data:`STAGE_SECTIONS`). A stage that does not match is redone (a warning says why), and the caller
+    must then redo every later stage too; without ``resume`` every stage runs."""
     from ..core.artifacts import read_manifest
 
     manifest = read_manifest(run.root / folder)
@@ -69,6 +118,7 @@ def stage_done(
         reason = f"data fingerprint {manifest.get('data_fingerprint')} != {fingerprint}"
     else:
         reason = None
+    reason = reason or _config_mismatch(cfg, run, stage)
     if reason:
         log.warning("resume: %s does not match this run (%s): redoing the stage", folder, reason)
         return False

@@ -25,7 +25,7 @@ def main(cfg: DictConfig, run: RunDir) -> None:
             return  # non-zero rank under DDP
         mark_stage_complete(run, "export")
     result = run_distill_stage(cfg, run, data)
-    mark_stage_complete(run, "distill", {"test_ndcg@10": result["test"].get("ndcg@10")})
+    mark_stage_complete(run, "distill", {"test_ndcg@10": result["test"].get("ndcg@10")}, cfg)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ``run-pipeline experiment=quickstart``; resume a killed run in place with
 ``run-pipeline resume=true hydra.run.dir=result/result_YYYYMMDD_HHMMSS`` (stages whose manifest exists
-and matches this data set are skipped; nothing half-written is ever read).
+and matches this data set and the stage's config are skipped, up to the first that does not: it and every
+later stage run again; nothing half-written is ever read).
 """
 
 from __future__ import annotations
@@ -29,25 +30,30 @@ def main(cfg: DictConfig, run: RunDir) -> None:
 
     overrides = command_line_overrides()
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    redone = False  # once a stage runs, every later one runs too: none may read an output older than its input
 
-    def done(folder: str, check=None) -> bool:
-        return stage_done(cfg, run, data.fingerprint, folder, check)
+    def done(stage: str, stage_cfg: DictConfig, folder: str, check=None) -> bool:
+        nonlocal redone
+        redone = redone or not stage_done(stage_cfg, run, stage, folder, data.fingerprint, check)
+        return not redone
 
-    if not done("models/baseline"):
-        run_baseline_stage(with_train_preset(cfg, "student", overrides), run, data)
-        mark_stage_complete(run, "baseline")
+    student_cfg = with_train_preset(cfg, "student", overrides)
+    if not done("baseline", student_cfg, "models/baseline"):
+        run_baseline_stage(student_cfg, run, data)
+        mark_stage_complete(run, "baseline", cfg=student_cfg)
     teacher_cfg = with_train_preset(cfg, "teacher", overrides)
     check_export_inputs(teacher_cfg, data, run)  # before the teacher trains, not after
-    if not done("models/teacher"):
+    if not done("teacher", teacher_cfg, "models/teacher"):
         train_teacher(teacher_cfg, run, data, overrides)
-        mark_stage_complete(run, "teacher")
-    if not done("teacher_outputs", export_matcher(data)):
+        mark_stage_complete(run, "teacher", cfg=teacher_cfg)
+    if not done("export", teacher_cfg, "teacher_outputs", export_matcher(data)):
         if run_export_stage(teacher_cfg, run, data) is None:
             return  # non-zero rank under DDP
-        mark_stage_complete(run, "export")
-    if not done("models/distill"):
-        run_distill_stage(with_train_preset(cfg, "distill", overrides), run, data)
-        mark_stage_complete(run, "distill")
+        mark_stage_complete(run, "export", cfg=teacher_cfg)
+    distill_cfg = with_train_preset(cfg, "distill", overrides)
+    if not done("distill", distill_cfg, "models/distill"):
+        run_distill_stage(distill_cfg, run, data)
+        mark_stage_complete(run, "distill", cfg=distill_cfg)
     run_eval_all_stage(with_train_preset(cfg, "student", overrides), run, data)
     report = write_report(run)
     mark_stage_complete(run, "eval")

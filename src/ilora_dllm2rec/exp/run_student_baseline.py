@@ -16,7 +16,7 @@ def main(cfg: DictConfig, run: RunDir) -> None:
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     result = run_baseline_stage(cfg, run, data)
-    mark_stage_complete(run, "baseline", {"test_ndcg@10": result["test"].get("ndcg@10")})
+    mark_stage_complete(run, "baseline", {"test_ndcg@10": result["test"].get("ndcg@10")}, cfg)
 
 
 if __name__ == "__main__":

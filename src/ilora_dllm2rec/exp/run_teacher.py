@@ -2,7 +2,8 @@
 
 ``run-teacher dataset=ml-100k`` / ``python -m ilora_dllm2rec.exp.run_teacher train=teacher
 teacher.rec_model_checkpoint_path=result/result_X/models/baseline/best.ckpt`` / ``run-teacher teacher=sasrec``.
-``resume=true hydra.run.dir=<that run's folder>`` keeps a completed teacher (same data) and only exports.
+``resume=true hydra.run.dir=<that run's folder>`` keeps a completed teacher (same data, same student/teacher/train
+config apart from ``teacher.export``) and only exports.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ def main(cfg: DictConfig, run: RunDir) -> None:
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     check_export_inputs(cfg, data, run)
-    if not stage_done(cfg, run, data.fingerprint, "models/teacher"):  # resume=true: export only
+    trained = not stage_done(cfg, run, "teacher", "models/teacher", data.fingerprint)  # resume=true: export only
+    if trained:
         result = train_teacher(cfg, run, data, command_line_overrides())
-        mark_stage_complete(run, "teacher", {"test_ndcg@10": result["test"].get("ndcg@10")})
-    if stage_done(cfg, run, data.fingerprint, "teacher_outputs", export_matcher(data)):
+        mark_stage_complete(run, "teacher", {"test_ndcg@10": result["test"].get("ndcg@10")}, cfg)
+    if not trained and stage_done(cfg, run, "export", "teacher_outputs", data.fingerprint, export_matcher(data)):
         return
     manifest = run_export_stage(cfg, run, data)
     if manifest is not None:
         rows = {"rows": manifest.get("num_rows"), "train_samples": manifest.get("num_train")}
-        mark_stage_complete(run, "export", rows)
+        mark_stage_complete(run, "export", rows, cfg)
 
 
 if __name__ == "__main__":
