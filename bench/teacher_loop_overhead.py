@@ -39,23 +39,14 @@ class _BatchClock(L.Callback):
         self.seconds.append(time.perf_counter() - self._t0)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="MovieLens-100K folder")
-    p.add_argument("--student-checkpoint", type=Path, required=True, help="a SASRec baseline best.ckpt on that data")
-    p.add_argument("--work-dir", type=Path, default=Path("/tmp/teacher_loop_overhead"), help="data cache, checkpoints")
-    p.add_argument("--model-cache-dir", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "models")
-    p.add_argument("--batches", type=int, default=12, help="training batches per loop")
-    p.add_argument("--rounds", type=int, default=2, help="rounds of (bare loop, Lightning loop)")
-    p.add_argument("--override", action="append", default=[], help="Hydra override on top of the preset")
-    p.add_argument("--profile", action="store_true", help="profile the bare loop's batches instead of timing")
-    args = p.parse_args()
-    worker_setup(None)
-
+def preset_teacher(args: argparse.Namespace):
+    """The ``experiment=ml100k_cpu`` teacher on ``args.student_checkpoint`` (a trained SASRec), with
+    ``args.data_dir``, ``args.work_dir``, ``args.model_cache_dir`` and ``args.override``: (cfg, model, loader(),
+    module()) where
+    ``loader()`` yields the preset's training batches (grouped by prompt length) and ``module()`` builds a
+    fresh Lightning module around the model. Shared with ``teacher_memory.py``."""
     from ilora_dllm2rec.core.config import with_train_preset
-    from ilora_dllm2rec.core.trainer import build_trainer
     from ilora_dllm2rec.data import build_dataloader, prepare_data
-    from ilora_dllm2rec.teacher.factory import build_lambda_schedule
     from ilora_dllm2rec.teacher.prompts import prompt_token_counts
     from ilora_dllm2rec.teacher.train import build_teacher, build_teacher_module, load_frozen_student, subset
 
@@ -78,6 +69,26 @@ def main() -> None:
     def module():
         return build_teacher_module(cfg, model, meta={})
 
+    return cfg, model, loader, module
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="MovieLens-100K folder")
+    p.add_argument("--student-checkpoint", type=Path, required=True, help="a SASRec baseline best.ckpt on that data")
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/teacher_loop_overhead"), help="data cache, checkpoints")
+    p.add_argument("--model-cache-dir", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "models")
+    p.add_argument("--batches", type=int, default=12, help="training batches per loop")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of (bare loop, Lightning loop)")
+    p.add_argument("--override", action="append", default=[], help="Hydra override on top of the preset")
+    p.add_argument("--profile", action="store_true", help="profile the bare loop's batches instead of timing")
+    args = p.parse_args()
+    worker_setup(None)
+
+    from ilora_dllm2rec.core.trainer import build_trainer
+    from ilora_dllm2rec.teacher.factory import build_lambda_schedule
+
+    cfg, model, loader, module = preset_teacher(args)
     batches = [b for _, b in zip(range(args.batches), loader(), strict=False)]
     tokens = [int(model.prompts.build(b["seq"], b["len_seq"])["attention_mask"].sum()) for b in batches]
 
