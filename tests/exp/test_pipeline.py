@@ -84,6 +84,29 @@ def test_pipeline_with_tiny_llm(tmp_path):
     assert set(teacher["parameters"]["by_group"]) == {"adapter", "projector", "gate", "head"}
 
 
+def test_pipeline_and_distill_under_ddp_with_two_cpu_processes(tmp_path):
+    """train.strategy=ddp re-runs the entry point once per extra device (Lightning's subprocess launcher), so
+    every stage runs on both ranks: rank 0 builds the tiny LLM first and writes every artifact, the export is
+    sharded and merged, the ranks wait for each other between stages, and rank 0 evaluates alone. Then
+    run-distill exports from a teacher checkpoint and distils, both ranks again."""
+    ddp = ["train.strategy=ddp", "train.devices=2", "train.accelerator=cpu"]
+    proc = run_entry("run_pipeline", tiny_overrides(tmp_path) + tiny_llm_overrides(tmp_path) + ddp, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "result" / "result_run"
+    check_run(run)
+    assert (run / "train_ddp_process_1.log").is_file()  # the second rank ran the stages too
+    assert proc.stdout.count("report:") == 1 and proc.stdout.count("baseline sasrec on") == 1  # printed once
+    assert (run / "logs" / "train_student_baseline.log").read_text().count("baseline done") == 1  # logged once
+    export = json.loads((run / "teacher_outputs" / "manifest.json").read_text())
+    assert export["num_rows"] == export["num_train"]  # both shards merged
+    ckpt = run / "models" / "teacher" / "best.ckpt"
+    distill = tiny_overrides(tmp_path, "distill") + tiny_llm_overrides(tmp_path) + ddp
+    proc = run_entry("run_distill", [*distill, f"distill.teacher_checkpoint_path={ckpt}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "result" / "result_distill"
+    assert (out / "teacher_outputs" / "manifest.json").is_file() and (out / "metrics" / "eval_distill.json").is_file()
+
+
 def test_resume_skips_completed_stages(tmp_path):
     """A run stopped at the distillation stage (bad candidate_topk: one clear error, exit 2) continues in
     place with resume=true: baseline, teacher and export are not repeated."""

@@ -1,7 +1,8 @@
 """Atomic writes, stage manifests and discovery of earlier runs.
 
 Every artifact is written under a temporary name and renamed into place, and each stage writes
-its ``manifest.json`` LAST: a folder without a manifest is incomplete and never trusted.
+its ``manifest.json`` LAST: a folder without a manifest is incomplete and never trusted. Under DDP only
+rank 0 writes (core/distributed.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .distributed import is_rank_zero
 from .errors import ArtifactError
 
 MANIFEST_NAME = "manifest.json"
@@ -41,6 +43,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> Path:
+    """Write JSON atomically; under DDP only rank 0 writes (core/distributed.py), the others return the path."""
+    if not is_rank_zero():
+        return Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
     return Path(path)

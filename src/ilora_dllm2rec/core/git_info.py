@@ -26,6 +26,10 @@ def git_info(repo_dir: str | Path | None = None) -> dict[str, str]:
 
 def save_git_info(run_dir: str | Path) -> Path:
     path = Path(run_dir) / "git_info.txt"
+    from .distributed import is_rank_zero
+
+    if not is_rank_zero():  # DDP: rank 0 writes
+        return path
     info = git_info()
     path.write_text("".join(f"{k}: {v}\n" for k, v in info.items()))
     return path

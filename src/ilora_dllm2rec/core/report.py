@@ -23,4 +23,8 @@ def metrics_table(
 
 
 def print_metrics_table(title: str, rows: Mapping[str, Mapping[str, float]]) -> None:
-    Console(stderr=False).print(metrics_table(title, rows))
+    """Print on rank 0 only (under DDP every rank computes the same table)."""
+    from .distributed import is_rank_zero
+
+    if is_rank_zero():
+        Console(stderr=False).print(metrics_table(title, rows))

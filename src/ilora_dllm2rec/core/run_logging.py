@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .artifacts import read_json, update_json
+from .distributed import is_rank_zero
 
 # stage name -> log file stem (seed 004 names: train_teacher.log, train_student_baseline.log, train_distill.log)
 LOG_NAMES = {
@@ -69,7 +70,10 @@ class RunDir:
 
 @contextmanager
 def stage_log_file(run: RunDir, stage: str) -> Iterator[logging.Logger]:
-    """Attach ``logs/train_{stage}.log`` to the root logger for the duration of a stage."""
+    """Attach ``logs/train_{stage}.log`` to the root logger for the duration of a stage (rank 0 only)."""
+    if not is_rank_zero():  # DDP: the other ranks log to their own Hydra job log only
+        yield logging.getLogger(f"ilora_dllm2rec.{stage}")
+        return
     handler = logging.FileHandler(run.log_file(stage), encoding="utf-8")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
     root = logging.getLogger()

@@ -138,6 +138,8 @@ def quiet_third_party_logs() -> None:
     # the teacher's frozen student stays in eval mode on purpose
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
     warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
+    # DDP: epoch metrics are torchmetrics MeanMetrics, which sync across ranks in compute() themselves
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
     try:
         from transformers.utils import logging as hf_logging
 

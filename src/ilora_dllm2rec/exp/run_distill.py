@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from ..core.distributed import barrier
 from ..core.run_logging import RunDir
 from .common import command_line_overrides, hydra_entry, mark_stage_complete
 
@@ -21,9 +22,9 @@ def main(cfg: DictConfig, run: RunDir) -> None:
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     if cfg.distill.teacher_checkpoint_path and not cfg.distill.teacher_outputs_dir:
-        if run_export_stage(with_train_preset(cfg, "teacher", command_line_overrides()), run, data) is None:
-            return  # non-zero rank under DDP
-        mark_stage_complete(run, "export")
+        run_export_stage(with_train_preset(cfg, "teacher", command_line_overrides()), run, data)
+        mark_stage_complete(run, "export")  # rank 0 writes (DDP); every rank waits for the export before training
+        barrier()
     result = run_distill_stage(cfg, run, data)
     mark_stage_complete(run, "distill", {"test_ndcg@10": result["test"].get("ndcg@10")}, cfg)
 

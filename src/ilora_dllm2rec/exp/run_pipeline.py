@@ -12,6 +12,7 @@ import logging
 
 from omegaconf import DictConfig
 
+from ..core.distributed import barrier, leave_other_ranks
 from ..core.run_logging import RunDir
 from .common import command_line_overrides, hydra_entry, mark_stage_complete, stage_done
 
@@ -37,23 +38,29 @@ def main(cfg: DictConfig, run: RunDir) -> None:
         redone = redone or not stage_done(stage_cfg, run, stage, folder, data.fingerprint, check)
         return not redone
 
+    # Under train.strategy=ddp every rank runs this function (core/distributed.py): rank 0 writes, and the
+    # barrier after each stage keeps the others from reading its artifacts before they are complete.
     student_cfg = with_train_preset(cfg, "student", overrides)
     if not done("baseline", student_cfg, "models/baseline"):
         run_baseline_stage(student_cfg, run, data)
         mark_stage_complete(run, "baseline", cfg=student_cfg)
+    barrier()
     teacher_cfg = with_train_preset(cfg, "teacher", overrides)
     check_export_inputs(teacher_cfg, data, run)  # before the teacher trains, not after
     if not done("teacher", teacher_cfg, "models/teacher"):
         train_teacher(teacher_cfg, run, data, overrides)
         mark_stage_complete(run, "teacher", cfg=teacher_cfg)
+    barrier()
     if not done("export", teacher_cfg, "teacher_outputs", export_matcher(data)):
-        if run_export_stage(teacher_cfg, run, data) is None:
-            return  # non-zero rank under DDP
+        run_export_stage(teacher_cfg, run, data)  # sharded over the ranks, merged and written by rank 0
         mark_stage_complete(run, "export", cfg=teacher_cfg)
+    barrier()
     distill_cfg = with_train_preset(cfg, "distill", overrides)
     if not done("distill", distill_cfg, "models/distill"):
         run_distill_stage(distill_cfg, run, data)
         mark_stage_complete(run, "distill", cfg=distill_cfg)
+    if not leave_other_ranks():
+        return  # evaluation and the report need no second process
     run_eval_all_stage(with_train_preset(cfg, "student", overrides), run, data)
     report = write_report(run)
     mark_stage_complete(run, "eval")

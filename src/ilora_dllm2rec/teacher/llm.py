@@ -25,6 +25,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from ..core.distributed import rank_zero_first
 from ..core.errors import ArtifactError, ConfigError
 from .prepare_llm import EMBEDDED_PREFIX, env_model_cache_dir, hub_offline, prepare_llm  # noqa: F401 (re-export)
 from .tiny_llm import TINY_MARKER, build_tiny_llm
@@ -73,11 +74,13 @@ def resolve_llm_source(llm_path: str, model_cache_dir: str | Path, *, allow_down
         raise ConfigError("teacher.llm_path is empty: set it to embedded:smollm2-135m-instruct, a folder or a HF id")
     if llm_path.startswith(TINY_PREFIX):
         folder = Path(llm_path[len(TINY_PREFIX) :]).expanduser()
-        if not (folder / TINY_MARKER).is_file():
-            build_tiny_llm(folder)
+        with rank_zero_first():  # DDP: one rank builds, the others read what it built
+            if not (folder / TINY_MARKER).is_file():
+                build_tiny_llm(folder)
         return str(folder)
     if llm_path.startswith(EMBEDDED_PREFIX) or llm_path.lower().endswith(".gguf"):
-        return str(prepare_llm(llm_path, model_cache_dir, allow_download=allow_download))
+        with rank_zero_first():  # DDP: one rank converts, the others load the converted cache
+            return str(prepare_llm(llm_path, model_cache_dir, allow_download=allow_download))
     local = Path(llm_path).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():

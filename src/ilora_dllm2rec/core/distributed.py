@@ -1,0 +1,56 @@
+"""Which process writes under Lightning's ``ddp`` strategy, and where the processes wait for each other.
+
+With ``train.strategy=ddp`` Lightning re-runs the whole entry point once per extra device (its subprocess
+launcher), so every line outside ``Trainer.fit``/``predict`` runs on every rank. The platform follows
+Lightning's own rule for checkpoints and loggers: rank 0 writes every artifact (JSON files, manifests, logs,
+reports; :func:`ilora_dllm2rec.core.artifacts.write_json_atomic` checks it), the other ranks compute the same
+things and write nothing, and the entry points put a :func:`barrier` between stages so no rank reads an
+artifact before rank 0 has written it. Without ``torch.distributed`` every function here is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch.distributed as dist
+
+
+def global_rank() -> int:
+    """This process's rank: from the process group when it exists, else from the launcher's environment
+    (Lightning sets it in the processes it starts, before they join the group)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+def is_rank_zero() -> bool:
+    return global_rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op outside a process group)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def leave_other_ranks() -> bool:
+    """End the process group after a last barrier; True on rank 0, which goes on alone (evaluation,
+    reports: work without collectives, where a barrier with finished ranks would hang)."""
+    rank = global_rank()
+    if dist.is_available() and dist.is_initialized():
+        barrier()
+        dist.destroy_process_group()
+    return rank == 0
+
+
+@contextmanager
+def rank_zero_first() -> Iterator[None]:
+    """Rank 0 runs the block first (e.g. builds a shared cache), the others after it finished."""
+    if not is_rank_zero():
+        barrier()
+    yield
+    if is_rank_zero():
+        barrier()
