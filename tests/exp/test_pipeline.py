@@ -88,7 +88,7 @@ def test_pipeline_and_distill_under_ddp_with_two_cpu_processes(tmp_path):
     """train.strategy=ddp re-runs the entry point once per extra device (Lightning's subprocess launcher), so
     every stage runs on both ranks: rank 0 builds the tiny LLM first and writes every artifact, the export is
     sharded and merged, the ranks wait for each other between stages, and rank 0 evaluates alone. Then
-    run-distill exports from a teacher checkpoint and distils, both ranks again."""
+    run-distill exports from a teacher checkpoint and distils, and run-teacher trains and exports."""
     ddp = ["train.strategy=ddp", "train.devices=2", "train.accelerator=cpu"]
     proc = run_entry("run_pipeline", tiny_overrides(tmp_path) + tiny_llm_overrides(tmp_path) + ddp, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -105,6 +105,10 @@ def test_pipeline_and_distill_under_ddp_with_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "result" / "result_distill"
     assert (out / "teacher_outputs" / "manifest.json").is_file() and (out / "metrics" / "eval_distill.json").is_file()
+    teacher = tiny_overrides(tmp_path, "teacher") + tiny_llm_overrides(tmp_path) + ddp
+    proc = run_entry("run_teacher", [*teacher, f"teacher.rec_model_checkpoint_path={run}/models/baseline"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "result" / "result_teacher" / "teacher_outputs" / "manifest.json").is_file()
 
 
 def test_resume_skips_completed_stages(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from ..core.distributed import barrier
 from ..core.run_logging import RunDir
 from .common import command_line_overrides, hydra_entry, mark_stage_complete, stage_done
 
@@ -26,6 +27,7 @@ def main(cfg: DictConfig, run: RunDir) -> None:
     if trained:
         result = train_teacher(cfg, run, data, command_line_overrides())
         mark_stage_complete(run, "teacher", {"test_ndcg@10": result["test"].get("ndcg@10")}, cfg)
+    barrier()  # DDP: the export reads the teacher's manifest, which rank 0 writes
     if not trained and stage_done(cfg, run, "export", "teacher_outputs", data.fingerprint, export_matcher(data)):
         return
     manifest = run_export_stage(cfg, run, data)
