@@ -72,15 +72,20 @@ def preset_teacher(args: argparse.Namespace):
     return cfg, model, loader, module
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_preset_teacher_args(p: argparse.ArgumentParser, work_dir: str) -> None:
+    """The options :func:`preset_teacher` reads (shared with ``teacher_memory.py``)."""
     p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="MovieLens-100K folder")
     p.add_argument("--student-checkpoint", type=Path, required=True, help="a SASRec baseline best.ckpt on that data")
-    p.add_argument("--work-dir", type=Path, default=Path("/tmp/teacher_loop_overhead"), help="data cache, checkpoints")
+    p.add_argument("--work-dir", type=Path, default=Path(work_dir), help="data cache, checkpoints, worker logs")
     p.add_argument("--model-cache-dir", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "models")
+    p.add_argument("--override", action="append", default=[], help="Hydra override on top of the preset")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_preset_teacher_args(p, "/tmp/teacher_loop_overhead")
     p.add_argument("--batches", type=int, default=12, help="training batches per loop")
     p.add_argument("--rounds", type=int, default=2, help="rounds of (bare loop, Lightning loop)")
-    p.add_argument("--override", action="append", default=[], help="Hydra override on top of the preset")
     p.add_argument("--profile", action="store_true", help="profile the bare loop's batches instead of timing")
     args = p.parse_args()
     worker_setup(None)

@@ -21,8 +21,8 @@ import statistics
 import time
 from pathlib import Path
 
-from bench_common import command_line, default_data_dir, markdown_table, run_worker, worker_setup, write_worker_result
-from teacher_loop_overhead import preset_teacher
+from bench_common import command_line, markdown_table, run_worker, worker_setup, write_worker_result
+from teacher_loop_overhead import add_preset_teacher_args, preset_teacher
 
 
 class _MallInfo2(ctypes.Structure):  # glibc >= 2.33, <malloc.h>
@@ -102,14 +102,10 @@ def worker(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="MovieLens-100K folder")
-    p.add_argument("--student-checkpoint", type=Path, required=True, help="a SASRec baseline best.ckpt on that data")
-    p.add_argument("--work-dir", type=Path, default=Path("/tmp/teacher_memory"), help="data cache, worker logs")
-    p.add_argument("--model-cache-dir", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "models")
+    add_preset_teacher_args(p, "/tmp/teacher_memory")
     p.add_argument("--batches", type=int, default=300, help="training batches per child process")
     p.add_argument("--sample-every", type=int, default=10, help="batches between memory samples")
     p.add_argument("--trims", default="0,50", help="comma list: malloc_trim every N batches (0: never)")
-    p.add_argument("--override", action="append", default=[], help="Hydra override on top of the preset")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
     p.add_argument("--trim-every", type=int, default=0, help=argparse.SUPPRESS)
