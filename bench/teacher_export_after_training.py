@@ -22,9 +22,9 @@ import time
 
 import torch
 
-import bench_distill
 import teacher_clock
-from bench_common import ROOT, command_line, markdown_table, worker_setup
+from bench_common import ROOT, command_line, markdown_table
+from teacher_export_only import export_setup
 from teacher_loop_overhead import preset_teacher
 
 
@@ -58,22 +58,12 @@ def main() -> None:
     extra.add_argument("--train-batches", type=int, default=100)
     known, rest = extra.parse_known_args()
     sys.argv = [sys.argv[0], *rest]
-    args = bench_distill.parse_args()
-    if args.work_dir is None or not (args.work_dir / "run_teacher-ilora" / "models" / "teacher").is_dir():
-        sys.exit("error: --work-dir must hold a bench_distill.py run with a trained iLoRA teacher (run_teacher-ilora)")
-    worker_setup(args.threads)
-    from ilora_dllm2rec.data import prepare_data
-    from ilora_dllm2rec.teacher.stages import run_export_stage
-
-    cfg = bench_distill.stage_cfg(args, "teacher", bench_distill.teacher_extra(args, "ilora"))
-    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
-    clock = teacher_clock.install()
-    run = bench_distill.run_dir(args, "teacher-ilora")
+    args, clock, run_export = export_setup()
     rows = []
 
     def export(label: str) -> None:
         seconds, samples = clock.seconds["predict"], clock.samples["predict"]
-        run_export_stage(cfg, run, data)
+        run_export()
         s, n = clock.seconds["predict"] - seconds, clock.samples["predict"] - samples
         rows.append([label, f"{n:,}", f"{s:.1f}", f"{n / s:.2f}"])
 

@@ -22,7 +22,9 @@ import teacher_clock
 from bench_common import command_line, worker_setup
 
 
-def main() -> None:
+def export_setup():
+    """(args, export()) for the trained iLoRA teacher of ``--work-dir``, with the phase clock installed:
+    ``export()`` runs the export stage once. Shared with ``teacher_export_after_training.py``."""
     args = bench_distill.parse_args()
     if args.work_dir is None or not (args.work_dir / "run_teacher-ilora" / "models" / "teacher").is_dir():
         sys.exit("error: --work-dir must hold a bench_distill.py run with a trained iLoRA teacher (run_teacher-ilora)")
@@ -33,8 +35,14 @@ def main() -> None:
     cfg = bench_distill.stage_cfg(args, "teacher", bench_distill.teacher_extra(args, "ilora"))
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     clock = teacher_clock.install()
+    run = bench_distill.run_dir(args, "teacher-ilora")
+    return args, clock, lambda: run_export_stage(cfg, run, data)
+
+
+def main() -> None:
+    args, clock, export = export_setup()
     start = time.perf_counter()
-    run_export_stage(cfg, bench_distill.run_dir(args, "teacher-ilora"), data)
+    export()
     wall = time.perf_counter() - start
     peak = teacher_clock.matmul_peak(torch.bfloat16)
     phases = teacher_clock.report(clock, clock.llm_params, peak["flops"])
