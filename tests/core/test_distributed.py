@@ -42,3 +42,19 @@ def test_rank_zero_writes(tmp_path, capsys):
     write_manifest(tmp_path / "stage", {"a": 1})
     print_metrics_table("title", {"row": {"ndcg@10": 0.5}})
     assert (tmp_path / "stage" / "manifest.json").is_file() and "title" in capsys.readouterr().out
+
+
+def test_rank_from_the_launchers_environment_without_torch_loaded():
+    """Entry points check rank before torch or Lightning load (so config errors stay fast)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ilora_dllm2rec.core.distributed import global_rank; "
+        "assert 'torch' not in sys.modules; print(global_rank())"
+    )
+    env = {**os.environ, "LOCAL_RANK": "1"}
+    env.pop("RANK", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"

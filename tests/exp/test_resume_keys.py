@@ -65,3 +65,16 @@ def test_stage_done_accepts_a_folder_from_before_config_keys(tiny_cfg, tmp_path,
     with caplog.at_level(logging.WARNING):
         assert stage_done(cfg, run, "baseline", "models/baseline", "fp")
     assert "older version" in caplog.text
+
+
+def test_a_malformed_run_manifest_is_a_clear_error(tiny_cfg, tmp_path):
+    import pytest
+
+    from ilora_dllm2rec.core.errors import ArtifactError
+
+    run = RunDir(tmp_path / "run")
+    cfg = tiny_cfg("config", ["resume=true"])
+    _complete_stage(cfg, run)
+    (run.root / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="manifest.json is not valid JSON"):
+        stage_done(cfg, run, "baseline", "models/baseline", "fp")

@@ -10,20 +10,32 @@ artifact before rank 0 has written it. Without ``torch.distributed`` every funct
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch.distributed as dist
+# Lightning's launchers set one of these in the processes they start (the order Lightning reads them in)
+_RANK_ENV = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def _group():
+    """``torch.distributed`` when a process group exists, else None. Looked up, not imported: the entry
+    points report config errors before torch loads, and without torch there is no group."""
+    dist = sys.modules.get("torch.distributed")
+    return dist if dist is not None and dist.is_available() and dist.is_initialized() else None
 
 
 def global_rank() -> int:
-    """This process's rank: from the process group when it exists, else from the launcher's environment
-    (Lightning sets it in the processes it starts, before they join the group)."""
-    if dist.is_available() and dist.is_initialized():
+    """This process's rank: from the process group when it exists, else Lightning's record of it (which its
+    strategies keep current), else the launcher's environment."""
+    dist = _group()
+    if dist is not None:
         return dist.get_rank()
-    from lightning.pytorch.utilities import rank_zero_only
-
-    return int(getattr(rank_zero_only, "rank", 0) or 0)
+    rank_zero = sys.modules.get("lightning.fabric.utilities.rank_zero")
+    if rank_zero is not None:
+        return int(getattr(rank_zero.rank_zero_only, "rank", 0) or 0)
+    return next((int(os.environ[k]) for k in _RANK_ENV if os.environ.get(k, "").isdigit()), 0)
 
 
 def is_rank_zero() -> bool:
@@ -32,7 +44,8 @@ def is_rank_zero() -> bool:
 
 def barrier() -> None:
     """Wait for every rank (no-op outside a process group)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    dist = _group()
+    if dist is not None and dist.get_world_size() > 1:
         dist.barrier()
 
 
@@ -40,7 +53,8 @@ def leave_other_ranks() -> bool:
     """End the process group after a last barrier; True on rank 0, which goes on alone (evaluation,
     reports: work without collectives, where a barrier with finished ranks would hang)."""
     rank = global_rank()
-    if dist.is_available() and dist.is_initialized():
+    dist = _group()
+    if dist is not None:
         barrier()
         dist.destroy_process_group()
     return rank == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from .distributed import is_rank_zero
+
 
 def _git(*args: str, cwd: Path) -> str:
     try:
@@ -26,8 +28,6 @@ def git_info(repo_dir: str | Path | None = None) -> dict[str, str]:
 
 def save_git_info(run_dir: str | Path) -> Path:
     path = Path(run_dir) / "git_info.txt"
-    from .distributed import is_rank_zero
-
     if not is_rank_zero():  # DDP: rank 0 writes
         return path
     info = git_info()

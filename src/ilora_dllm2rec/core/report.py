@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from .distributed import is_rank_zero
+
 DEFAULT_COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr", "cand_hr@1")
 
 
@@ -24,7 +26,5 @@ def metrics_table(
 
 def print_metrics_table(title: str, rows: Mapping[str, Mapping[str, float]]) -> None:
     """Print on rank 0 only (under DDP every rank computes the same table)."""
-    from .distributed import is_rank_zero
-
     if is_rank_zero():
         Console(stderr=False).print(metrics_table(title, rows))
