@@ -12,7 +12,9 @@ Each row runs in its own child process (peak RSS and wall time per row).
 
 A throughput section times the platform's distillation step (the Lightning module's ``training_step`` +
 backward + Adam) against a re-implementation of the public DLLM2Rec reference loop's data handling
-(bench/reference_loops.py) on the same data, model, teacher export and settings, interleaved in one process.
+(bench/reference_loops.py) on the same data, model, teacher export and settings, and against the public
+reference step itself, ported operation for operation with its own one-block SASRec
+(bench/reference_dllm2rec.py; its DRO term on exactly when the platform's is), interleaved in one process.
 """
 
 from __future__ import annotations
@@ -270,10 +272,15 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
     from bench_common import cycle, module_step_fn, time_steps
     from ilora_dllm2rec.data import build_dataloader, prepare_data
     from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs, to_dense
-    from ilora_dllm2rec.distill.kd_losses import attach_teacher_item_embeddings, standardize_item_embeddings
+    from ilora_dllm2rec.distill.kd_losses import (
+        attach_teacher_item_embeddings,
+        resolve_use_dros,
+        standardize_item_embeddings,
+    )
     from ilora_dllm2rec.distill.lit_module import DistillLitModule
     from ilora_dllm2rec.student.factory import build_student
     from ilora_dllm2rec.student.losses import item_propensity
+    from reference_dllm2rec import ReferenceSASRec, reference_port_throughput, string_frame
     from reference_loops import TextbookSASRec, reference_distill_throughput, sequence_frame
 
     cfg = stage_cfg(args, "distill", distill_extra(args, student, backend))
@@ -338,6 +345,21 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
         configs["reference_textbook"] = lambda: reference_distill_throughput(
             textbook, frame, rank, conf, prop, dcfg, batch_size=bs, lr=lr, warmup=5, steps=args.steps
         )
+        # the public reference step itself (bench/reference_dllm2rec.py); its DRO term on exactly when the
+        # platform's is (the reference's alpha=0 switches it off in the base loss and in L_RD alike)
+        dros = resolve_use_dros(dcfg["use_dros"], str(s.loss))
+        port_settings = {**dcfg, "alpha": float(dcfg["alpha"]) if dros else 0.0}
+        use_ed = bool(dcfg["use_embedding_distill"])
+        port = ReferenceSASRec(
+            data.num_items, int(s.hidden_size), int(s.max_seq_len), float(s.dropout), int(emb.shape[1]), ed
+        )
+        port_frame = string_frame(data.train.seq, data.train.len_seq, data.train.target)
+        port_rank, port_conf = torch.from_numpy(rank), torch.from_numpy(conf)
+        ps64 = prop.double()  # the reference's propensity is a float64 NumPy array
+        configs["reference_port"] = lambda: reference_port_throughput(
+            port, port_frame, port_rank, port_conf, emb.float() if use_ed else None, ps64, port_settings,
+            batch_size=bs, lr=lr, warmup=5, steps=args.steps,
+        )  # fmt: skip
     rounds: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(args.rounds):
         for name, fn in configs.items():
@@ -438,6 +460,7 @@ def throughput_table(r: dict) -> str:
         "platform": f"platform: DistillLitModule step ({r['precision']})",
         "reference": "reference-style loop, same platform model",
         "reference_textbook": "reference-style loop, textbook SASRec (reference-like model)",
+        "reference_port": "public reference step, ported (its one-block SASRec)",
     }
     labels = {k: v for k, v in labels.items() if k in best}
     rows = [

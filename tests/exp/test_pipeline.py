@@ -105,6 +105,8 @@ def test_pipeline_and_distill_under_ddp_with_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "result" / "result_distill"
     assert (out / "teacher_outputs" / "manifest.json").is_file() and (out / "metrics" / "eval_distill.json").is_file()
+    stages = json.loads((out / "manifest.json").read_text())["completed_stages"]
+    assert {"teacher", "student"} <= set(stages["export"]["config_key"])  # resume can check the export too
     teacher = tiny_overrides(tmp_path, "teacher") + tiny_llm_overrides(tmp_path) + ddp
     proc = run_entry("run_teacher", [*teacher, f"teacher.rec_model_checkpoint_path={run}/models/baseline"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

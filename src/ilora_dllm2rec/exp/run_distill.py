@@ -22,8 +22,9 @@ def main(cfg: DictConfig, run: RunDir) -> None:
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     if cfg.distill.teacher_checkpoint_path and not cfg.distill.teacher_outputs_dir:
-        run_export_stage(with_train_preset(cfg, "teacher", command_line_overrides()), run, data)
-        mark_stage_complete(run, "export")  # rank 0 writes (DDP); every rank waits for the export before training
+        teacher_cfg = with_train_preset(cfg, "teacher", command_line_overrides())
+        run_export_stage(teacher_cfg, run, data)
+        mark_stage_complete(run, "export", cfg=teacher_cfg)  # rank 0 writes (DDP); every rank waits before training
         barrier()
     result = run_distill_stage(cfg, run, data)
     mark_stage_complete(run, "distill", {"test_ndcg@10": result["test"].get("ndcg@10")}, cfg)
