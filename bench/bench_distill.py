@@ -59,6 +59,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-throughput", action="store_true", help="skip the reference-style throughput comparison")
     p.add_argument("--steps", type=int, default=300, help="timed steps per throughput measurement")
     p.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds (best kept)")
+    p.add_argument(
+        "--throughput-embeddings",
+        type=Path,
+        default=None,
+        help="all_embeddings.pt for the throughput rows only (e.g. an LLM teacher's, whose width drives the "
+        "reference's per-token projection cost, while the rankings come from a full-row ID-teacher export)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: 2 epochs everywhere, few timed steps")
     p.add_argument("--reuse", action="store_true", help="keep rows already in --work-dir (run the rest)")
     p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: temporary, deleted)")
@@ -90,6 +97,8 @@ def worker_args(args: argparse.Namespace) -> list[str]:
         out += ["--teacher-epochs", str(args.teacher_epochs)]
     if args.model_cache_dir is not None:
         out += ["--model-cache-dir", str(args.model_cache_dir)]
+    if args.throughput_embeddings is not None:
+        out += ["--throughput-embeddings", str(args.throughput_embeddings.resolve())]
     if args.threads is not None:
         out += ["--threads", str(args.threads)]
     for flag, values in (
@@ -298,6 +307,10 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
     )
     cand_ids, cand_dist, has_teacher = to_dense(outputs, len(data.train))
     emb, ed = outputs.item_embeddings, float(dcfg["ed_weight"])
+    if args.throughput_embeddings is not None:
+        emb = torch.load(args.throughput_embeddings, map_location="cpu", weights_only=True).float()
+        if emb.dim() != 2 or emb.shape[0] != data.num_items:
+            raise SystemExit(f"{args.throughput_embeddings}: shape {tuple(emb.shape)}, need [{data.num_items}, D]")
     if dcfg["ed_standardize"]:  # once, for the platform and both reference models alike
         emb = standardize_item_embeddings(emb)
     student_cfg = OmegaConf.to_container(cfg.student, resolve=True)
@@ -333,6 +346,11 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
         textbook.set_llm_item_embeddings(emb, ed)
     frame = sequence_frame(data.train)  # the CSV the reference reads (built once, untimed)
     rank = np.loadtxt(folder / "myrank_train.txt", dtype=np.int64)  # read once, like the reference
+    if len(rank) != len(data.train):  # the reference has no selection: one teacher row per training sample
+        raise SystemExit(
+            f"throughput: {folder} covers {len(rank):,} of {len(data.train):,} training samples (a selection "
+            "policy's subset); the reference loops need every row: use an export with active=all (--teacher sasrec)"
+        )
     conf = np.loadtxt(folder / "confidence_train.txt", dtype=np.float32)
     prop = item_propensity(torch.from_numpy(counts))
     configs = {
@@ -372,6 +390,7 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
         "precision": str(cfg.train.precision),
         "student": student,
         "teacher": backend,
+        "embedding_width": int(emb.shape[1]),
     }
 
 
@@ -468,7 +487,9 @@ def throughput_table(r: dict) -> str:
         + [f"{best[n] / best[ref]:.1f}x" for ref in labels if ref != "platform"]
         for n in labels
     ]
-    title = f"{r['student']} distillation ({r['teacher']} teacher), batch {r['batch_size']}, {r['steps']} timed steps"
+    width = f", item embeddings {r['embedding_width']}-d" if "embedding_width" in r else ""
+    title = f"{r['student']} distillation ({r['teacher']} teacher{width}), batch {r['batch_size']}"
+    title += f", {r['steps']} timed steps"
     ratios = [f"vs {labels[ref].split(',')[1].strip()}" for ref in labels if ref != "platform"]
     return markdown_table([title, "samples/s (best)", "per round", *ratios], rows)
 
