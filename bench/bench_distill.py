@@ -317,21 +317,24 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
     counts = data.train_target_counts()
     bs, lr = int(cfg.train.batch_size), float(cfg.train.lr)
     torch.manual_seed(0)
+    use_ed = bool(dcfg["use_embedding_distill"])  # as run_distill_stage: ED only when switched on, everywhere
     module = DistillLitModule(
         student_cfg,
         data.num_items,
         lr=lr,
         target_counts=counts.tolist(),
-        llm_embedding_dim=int(emb.shape[1]),
+        llm_embedding_dim=int(emb.shape[1]) if use_ed else None,
         ed_weight=ed,
         distill_cfg=dcfg,
     )
-    attach_teacher_item_embeddings(module.model, emb, ed)
+    if use_ed:
+        attach_teacher_item_embeddings(module.model, emb, ed)
     module.set_teacher_knowledge(cand_ids, cand_dist, has_teacher)
     step = module_step_fn(module, str(cfg.train.precision))
     loader = cycle(build_dataloader(data.train, bs, shuffle=True, seed=0))
     ref_model = build_student(student_cfg, data.num_items)
-    attach_teacher_item_embeddings(ref_model, emb, ed)
+    if use_ed:
+        attach_teacher_item_embeddings(ref_model, emb, ed)
     textbook = None
     if student == "sasrec":  # a reference-like model too: the reference runs its own, unoptimised SASRec
         s = cfg.student
@@ -343,7 +346,8 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
             int(s.num_heads),
             float(s.dropout),
         )
-        textbook.set_llm_item_embeddings(emb, ed)
+        if use_ed:
+            textbook.set_llm_item_embeddings(emb, ed)
     frame = sequence_frame(data.train)  # the CSV the reference reads (built once, untimed)
     rank = np.loadtxt(folder / "myrank_train.txt", dtype=np.int64)  # read once, like the reference
     if len(rank) != len(data.train):  # the reference has no selection: one teacher row per training sample
@@ -367,9 +371,13 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
         # platform's is (the reference's alpha=0 switches it off in the base loss and in L_RD alike)
         dros = resolve_use_dros(dcfg["use_dros"], str(s.loss))
         port_settings = {**dcfg, "alpha": float(dcfg["alpha"]) if dros else 0.0}
-        use_ed = bool(dcfg["use_embedding_distill"])
         port = ReferenceSASRec(
-            data.num_items, int(s.hidden_size), int(s.max_seq_len), float(s.dropout), int(emb.shape[1]), ed
+            data.num_items,
+            int(s.hidden_size),
+            int(s.max_seq_len),
+            float(s.dropout),
+            int(emb.shape[1]) if use_ed else 1,
+            ed,
         )
         port_frame = string_frame(data.train.seq, data.train.len_seq, data.train.target)
         port_rank, port_conf = torch.from_numpy(rank), torch.from_numpy(conf)
@@ -390,7 +398,7 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
         "precision": str(cfg.train.precision),
         "student": student,
         "teacher": backend,
-        "embedding_width": int(emb.shape[1]),
+        "embedding_width": int(emb.shape[1]) if use_ed else 0,
     }
 
 
@@ -487,7 +495,7 @@ def throughput_table(r: dict) -> str:
         + [f"{best[n] / best[ref]:.1f}x" for ref in labels if ref != "platform"]
         for n in labels
     ]
-    width = f", item embeddings {r['embedding_width']}-d" if "embedding_width" in r else ""
+    width = f", item embeddings {r['embedding_width']}-d" if r.get("embedding_width") else ""
     title = f"{r['student']} distillation ({r['teacher']} teacher{width}), batch {r['batch_size']}"
     title += f", {r['steps']} timed steps"
     ratios = [f"vs {labels[ref].split(',')[1].strip()}" for ref in labels if ref != "platform"]
