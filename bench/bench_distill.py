@@ -77,6 +77,8 @@ def parse_args() -> argparse.Namespace:
         args.epochs, args.steps, args.rounds = min(args.epochs, 2), min(args.steps, 15), 1
         args.teacher_epochs = min(args.teacher_epochs or 2, 2)
     args.data_dir = args.data_dir.resolve()
+    if args.throughput_embeddings is not None and not args.throughput_embeddings.is_file():
+        p.error(f"--throughput-embeddings: {args.throughput_embeddings} is not a file (an export's all_embeddings.pt)")
     return args
 
 
@@ -289,7 +291,7 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
     from ilora_dllm2rec.distill.lit_module import DistillLitModule
     from ilora_dllm2rec.student.factory import build_student
     from ilora_dllm2rec.student.losses import item_propensity
-    from reference_dllm2rec import ReferenceSASRec, reference_port_throughput, string_frame
+    from reference_dllm2rec import ReferenceSASRec, reference_port_throughput
     from reference_loops import TextbookSASRec, reference_distill_throughput, sequence_frame
 
     cfg = stage_cfg(args, "distill", distill_extra(args, student, backend))
@@ -379,11 +381,10 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
             int(emb.shape[1]) if use_ed else 1,
             ed,
         )
-        port_frame = string_frame(data.train.seq, data.train.len_seq, data.train.target)
         port_rank, port_conf = torch.from_numpy(rank), torch.from_numpy(conf)
         ps64 = prop.double()  # the reference's propensity is a float64 NumPy array
         configs["reference_port"] = lambda: reference_port_throughput(
-            port, port_frame, port_rank, port_conf, emb.float() if use_ed else None, ps64, port_settings,
+            port, frame, port_rank, port_conf, emb.float() if use_ed else None, ps64, port_settings,
             batch_size=bs, lr=lr, warmup=5, steps=args.steps,
         )  # fmt: skip
     rounds: dict[str, list[float]] = {name: [] for name in configs}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import ast
 import time
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -104,11 +103,6 @@ class ReferenceSASRec(nn.Module):
         out = self.ln_3(out * mask)
         last = torch.stack([out[i, len_states[i] - 1, :] for i in range(out.shape[0])], dim=0).unsqueeze(1)
         return self.s_fc(last).squeeze()
-
-
-def string_frame(seq: np.ndarray, len_seq: np.ndarray, target: np.ndarray) -> pd.DataFrame:
-    """The training table as the reference reads it: ``seq`` holds the string "[i1, i2, ...]"."""
-    return pd.DataFrame({"seq": [str(row) for row in seq.tolist()], "len_seq": len_seq, "next": target})
 
 
 def _dro(output: torch.Tensor, ps: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:

@@ -27,3 +27,15 @@ def test_bench_script_help(script) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
+
+
+def test_bench_distill_names_a_missing_embeddings_file(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    missing = tmp_path / "all_embeddings.pt"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_distill.py"), "--throughput-embeddings", str(missing)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"--throughput-embeddings: {missing} is not a file" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -12,7 +12,9 @@ import torch
 from .ops_helpers import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-from reference_dllm2rec import ReferenceSASRec, reference_port_throughput, string_frame  # noqa: E402
+from ilora_dllm2rec.data import SampleSet  # noqa: E402
+from reference_dllm2rec import ReferenceSASRec, reference_port_throughput  # noqa: E402
+from reference_loops import sequence_frame  # noqa: E402
 
 N, L, B, K = 30, 6, 8, 4
 
@@ -37,8 +39,9 @@ def test_reference_port_steps_change_the_model(alpha: float, with_ed: bool) -> N
     settings = {"alpha": alpha, "beta": 1.0, "lam": 0.8, "candidate_topk": 3, "gamma_position": 0.3,
                 "gamma_confidence": 0.5, "gamma_consistency": 0.1}  # fmt: skip
     ps = torch.full((N,), 1.0 / N, dtype=torch.float64) ** 0.05
+    frame = sequence_frame(SampleSet(seq, len_seq, target, np.zeros_like(target)))
     out = reference_port_throughput(
-        model, string_frame(seq, len_seq, target), cand, conf, torch.randn(N, 5) if with_ed else None, ps,
+        model, frame, cand, conf, torch.randn(N, 5) if with_ed else None, ps,
         settings, batch_size=B, lr=1e-2, warmup=1, steps=2,
     )  # fmt: skip
     assert out["steps"] == 2 and out["samples_per_s"] > 0
