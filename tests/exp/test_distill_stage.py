@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from ilora_dllm2rec.core.errors import ArtifactError
+from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.data import prepare_data
-from ilora_dllm2rec.distill.train import run_distill_stage
-from ilora_dllm2rec.student.train import run_baseline_stage
+from ilora_dllm2rec.distill.train import init_from_baseline, run_distill_stage
+from ilora_dllm2rec.student.factory import build_student
+from ilora_dllm2rec.student.train import load_student_checkpoint, run_baseline_stage
 from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
 
 from .helpers import run_entry, tiny_overrides
@@ -62,10 +64,13 @@ def test_uncertainty_policy_uses_the_baseline(tiny_cfg, tmp_path, exported):
     assert result["kd_samples"] == int(np.floor(0.5 * len(data.train) + 0.5))
 
 
-def test_init_from_baseline_and_no_embedding_distillation(tiny_cfg, tmp_path, exported):
+@pytest.mark.parametrize("embedding_distill", ["false", "true"])
+def test_init_from_baseline(tiny_cfg, tmp_path, exported, embedding_distill):
     data, _ = exported
     run = RunDir(tmp_path / "result" / "result_20000101_000002")
-    cfg = distill_cfg(tiny_cfg, ["distill.init_from_baseline=true", "distill.use_embedding_distill=false"])
+    cfg = distill_cfg(
+        tiny_cfg, ["distill.init_from_baseline=true", f"distill.use_embedding_distill={embedding_distill}"]
+    )
     result = run_distill_stage(cfg, run, data)
     assert result["best_epoch"] >= 0
     assert "initialised from baseline" in (run.root / "logs" / "train_distill.log").read_text()
@@ -99,3 +104,24 @@ def test_same_seed_same_distilled_metrics(tiny_cfg, tmp_path, exported):
         for i in range(2)
     ]
     assert results[0]["val"] == results[1]["val"] and results[0]["test"] == results[1]["test"]
+
+
+def test_init_from_a_baseline_of_another_shape_is_a_clear_error(tiny_cfg, tmp_path, exported):
+    """A two-block baseline must not half-initialise a one-block student (the default changed in session 10)."""
+    data, _ = exported
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    cfg = distill_cfg(tiny_cfg, ["distill.init_from_baseline=true", "student.num_blocks=2"])
+    with pytest.raises(ConfigError, match=r"student\.num_blocks: 1 there, 2 here.*init_from_baseline=false"):
+        run_distill_stage(cfg, run, data)
+
+
+def test_init_from_baseline_copies_every_baseline_weight(tiny_cfg, tmp_path, exported):
+    data, _ = exported
+    path = tmp_path / "result" / "result_20000101_000000" / "models" / "baseline" / "best.ckpt"
+    baseline, hparams = load_student_checkpoint(path)
+    student = build_student(hparams["student_cfg"], data.num_items)
+    student.set_llm_item_embeddings(torch.randn(data.num_items, 12), 0.3)  # ED parameters: new, not copied
+    init_from_baseline(student, path, dict(hparams["student_cfg"]))
+    copied = student.state_dict()
+    for key, value in baseline.state_dict().items():
+        assert torch.equal(copied[key], value), key

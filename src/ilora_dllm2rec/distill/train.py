@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..core.artifacts import find_latest_artifact, read_manifest, write_json_atomic, write_manifest
-from ..core.errors import ArtifactError
+from ..core.errors import ArtifactError, ConfigError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.seed import set_seed
@@ -29,6 +29,32 @@ from .lit_module import DistillLitModule
 from .selection_policy import SelectionContext, build_selection_policy, student_entropy_and_topk
 
 log = logging.getLogger(__name__)
+
+
+def init_from_baseline(model: torch.nn.Module, path: Path, student_cfg: dict) -> None:
+    """Copy a baseline's weights into the student; a different architecture is an error, not a partial copy.
+
+    Without the check a two-block baseline (the default before the tenth session) would silently give a
+    one-block student its first block only.
+    """
+    baseline, hparams = load_student_checkpoint(path)
+    source = baseline.state_dict()
+    target = model.state_dict()
+    # llm_*: embedding distillation's projection and table, new in the distilled student
+    missing = sorted(k for k in set(target) - set(source) if not k.startswith("llm_"))
+    unexpected = sorted(set(source) - set(target))
+    wrong_shape = sorted(k for k in set(source) & set(target) if source[k].shape != target[k].shape)
+    if missing or unexpected or wrong_shape:
+        theirs = dict(hparams.get("student_cfg") or {})
+        differing = sorted(k for k in set(theirs) | set(student_cfg) if theirs.get(k) != student_cfg.get(k))
+        shown = ", ".join(f"student.{k}: {theirs.get(k)!r} there, {student_cfg.get(k)!r} here" for k in differing)
+        raise ConfigError(
+            f"distill.init_from_baseline: baseline {path} has another architecture ({shown or 'parameters differ'};"
+            f" parameters only there: {unexpected[:3]}, only here: {missing[:3]}, other shapes: {wrong_shape[:3]}):"
+            " set the student.* keys to the baseline's, point distill.baseline_checkpoint_path at a matching"
+            " baseline, or set distill.init_from_baseline=false"
+        )
+    model.load_state_dict(source, strict=False)
 
 
 def export_matcher(data: SplitData):
@@ -119,9 +145,8 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
         )
         if dcfg.init_from_baseline:
             path = find_baseline(cfg, data, dcfg.baseline_checkpoint_path, exclude_run=None)
-            baseline, _ = load_student_checkpoint(path)
-            missing, unexpected = module.model.load_state_dict(baseline.state_dict(), strict=False)
-            slog.info("initialised from baseline %s (new parameters: %s; unused: %s)", path, missing, unexpected)
+            init_from_baseline(module.model, path, OmegaConf.to_container(cfg.student, resolve=True))
+            slog.info("initialised from baseline %s", path)
         if use_emb:
             attach_teacher_item_embeddings(
                 module.model, outputs.item_embeddings, float(dcfg.ed_weight), bool(dcfg.ed_standardize)
