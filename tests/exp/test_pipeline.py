@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from ilora_dllm2rec.data import prepare_data
+from ilora_dllm2rec.student.evaluator import evaluate
+from ilora_dllm2rec.student.train import load_student_checkpoint
+from ilora_dllm2rec.teacher.train import subset
+
 from .helpers import run_entry, tiny_overrides
 
 STAGE_FILES = (
@@ -72,9 +79,11 @@ def test_pipeline_with_id_teacher(tmp_path):
     proc = run_entry("run_pipeline", overrides, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     check_run(tmp_path / "result" / "result_run")
+    results = json.loads((tmp_path / "result" / "result_run" / "all_evaluation_results.json").read_text())
+    assert "same_users" not in results  # every model scored on every user: one table is enough
 
 
-def test_pipeline_with_tiny_llm(tmp_path):
+def test_pipeline_with_tiny_llm(tmp_path, tiny_cfg):
     proc = run_entry("run_pipeline", tiny_overrides(tmp_path) + tiny_llm_overrides(tmp_path), tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "result" / "result_run"
@@ -82,6 +91,27 @@ def test_pipeline_with_tiny_llm(tmp_path):
     teacher = json.loads((run / "metrics" / "eval_teacher.json").read_text())
     assert teacher["parameters"]["trainable"] < teacher["parameters"]["total"]
     assert set(teacher["parameters"]["by_group"]) == {"adapter", "projector", "gate", "head"}
+    check_same_users_table(run, tiny_cfg("run_pipeline", tiny_llm_overrides(tmp_path)))
+
+
+def check_same_users_table(run, cfg):
+    """The LLM teacher is scored on teacher.max_eval_samples=20 of the 60 test users, the ID models on all 60:
+    eval-all adds every model on the teacher's 20 users, the same 20 (checked against a direct evaluation)."""
+    results = json.loads((run / "all_evaluation_results.json").read_text())
+    models = results["models"]
+    assert models["teacher"]["test"]["num_samples"] == 20 and models["baseline"]["test"]["num_samples"] == 60
+    same = results["same_users"]
+    assert (same["split"], same["num_samples"], same["of"]) == ("test", 20, 60)
+    assert same["models"]["teacher"] == models["teacher"]["test"]
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    users = subset(data.test, cfg.teacher.max_eval_samples, None, int(cfg.general.seed))
+    model, _ = load_student_checkpoint(models["baseline"]["checkpoint"])
+    direct = evaluate(lambda b: model(b["seq"], b["len_seq"]), users, batch_size=64, ks=list(cfg.metrics.ks))
+    for key, value in direct.items():
+        assert same["models"]["baseline"][key] == pytest.approx(value, abs=1e-6), key
+    report = (run / "report.md").read_text()
+    assert "On the LLM teacher's 20 of 60 test users" in report and "Teacher vs baseline:" in report
+    assert "Users evaluated: baseline 60, teacher 20, distill 60." in report
 
 
 def test_pipeline_and_distill_under_ddp_with_two_cpu_processes(tmp_path):

@@ -67,6 +67,7 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     if unknown:
         raise ConfigError(f"eval.models has unknown entries {unknown}; valid: {list(MODELS)}")
     results: dict[str, dict] = {}
+    id_scorers: dict[str, tuple] = {}  # non-LLM models, kept to re-score them on an LLM teacher's users
     with stage_log_file(run, "eval") as slog:
         for name in cfg.eval.models:
             located = locate(cfg, data, run, name)
@@ -77,22 +78,11 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             score_fn, batch_size, is_llm = score_fn_for(name, ckpt, manifest, data, cfg)
             entry = {"checkpoint": str(ckpt)}
             for split in ("val", "test"):
-                samples = getattr(data, split)
-                if is_llm and cfg.teacher.max_eval_samples:
-                    from ..teacher.train import subset
-
-                    samples = subset(samples, cfg.teacher.max_eval_samples, None, int(cfg.general.seed))
-                entry[split] = evaluate(
-                    score_fn,
-                    samples,
-                    batch_size=batch_size,
-                    ks=list(cfg.metrics.ks),
-                    exclude_history=bool(cfg.metrics.exclude_history),
-                    progress=bool(cfg.logging.progress_bar),
-                    description=f"{name} {split}",
-                )
-                entry[split]["num_samples"] = len(samples)
+                samples = llm_eval_samples(cfg, data, split) if is_llm else getattr(data, split)
+                entry[split] = _evaluate(cfg, score_fn, samples, batch_size, f"{name} {split}")
             results[name] = entry
+            if not is_llm:
+                id_scorers[name] = (score_fn, batch_size)
             slog.info("%s (%s): test %s", name, ckpt, entry["test"])
         if not results:
             raise ArtifactError(f"no model to evaluate for data set {data.name}: train one first")
@@ -102,11 +92,77 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             "split": str(cfg.eval.split),
             "models": results,
         }
-        write_json_atomic(run.root / "all_evaluation_results.json", payload)
         split = str(cfg.eval.split)
+        same = same_users_comparison(cfg, data, split, results, id_scorers)
+        if same is not None:
+            payload["same_users"] = same
+        write_json_atomic(run.root / "all_evaluation_results.json", payload)
         rows = {name: r[split] for name, r in results.items()}
         (run.root / "metrics").mkdir(exist_ok=True)
-        (run.root / "metrics" / "eval_all.md").write_text(markdown_table(rows, title=f"{data.name}, {split}") + "\n")
+        (run.root / "metrics" / "eval_all.md").write_text("\n".join(results_markdown(payload)) + "\n")
         bar_chart(rows, run.root / "metrics" / "eval_all.png", title=f"{data.name} ({split})")
         print_metrics_table(f"all models on {data.name} ({split})", rows)
+        if same is not None:
+            print_metrics_table(f"on the LLM teacher's {same['num_samples']} {split} users", same["models"])
     return payload
+
+
+def llm_eval_samples(cfg: DictConfig, data: SplitData, split: str):
+    """The users an LLM teacher is evaluated on: a seeded subset under ``teacher.max_eval_samples``."""
+    from ..teacher.train import subset
+
+    return subset(getattr(data, split), cfg.teacher.get("max_eval_samples"), None, int(cfg.general.seed))
+
+
+def _evaluate(cfg: DictConfig, score_fn, samples, batch_size: int, description: str) -> dict:
+    out = evaluate(
+        score_fn,
+        samples,
+        batch_size=batch_size,
+        ks=list(cfg.metrics.ks),
+        exclude_history=bool(cfg.metrics.exclude_history),
+        progress=bool(cfg.logging.progress_bar),
+        description=description,
+    )
+    out["num_samples"] = len(samples)
+    return out
+
+
+def same_users_comparison(
+    cfg: DictConfig, data: SplitData, split: str, results: dict[str, dict], id_scorers: dict[str, tuple]
+) -> dict | None:
+    """Every model on the LLM teacher's evaluation users, when that is a subset (``teacher.max_eval_samples``).
+
+    Why: the main table scores the ID models on all users and the LLM teacher on a subset (its scoring is
+    slow on CPU), and metrics over different users are not comparable; this table is.
+    """
+    full = len(getattr(data, split))
+    if not any(r[split]["num_samples"] < full for r in results.values()):
+        return None
+    samples = llm_eval_samples(cfg, data, split)
+    models = {}
+    for name, entry in results.items():
+        if name in id_scorers:
+            score_fn, batch_size = id_scorers[name]
+            models[name] = _evaluate(cfg, score_fn, samples, batch_size, f"{name} {split} (teacher's users)")
+        else:
+            models[name] = entry[split]
+    return {"split": split, "num_samples": len(samples), "of": full, "models": models}
+
+
+def results_markdown(payload: dict) -> list[str]:
+    """The metric table(s) of ``all_evaluation_results.json`` as Markdown lines (eval_all.md, report.md)."""
+    split = payload["split"]
+    rows = {name: r[split] for name, r in payload["models"].items()}
+    users = ", ".join(f"{name} {int(r.get('num_samples', 0))}" for name, r in rows.items())
+    lines = [markdown_table(rows), "", f"Users evaluated: {users}.", ""]
+    same = payload.get("same_users")
+    if same:
+        lines += [
+            f"On the LLM teacher's {same['num_samples']} of {same['of']} {split} users (`teacher.max_eval_samples`;"
+            " compare the teacher with these rows, not with the table above):",
+            "",
+            markdown_table(same["models"]),
+            "",
+        ]
+    return lines

@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 from ..core.run_logging import RunDir
-from .plots import learning_curves, markdown_table
+from .eval_all import results_markdown
+from .plots import learning_curves
+
+GAIN_METRICS = ("ndcg@10", "hr@10", "cand_hr@1")
 
 
 def read_scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -31,19 +34,14 @@ def write_report(run: RunDir) -> Path:
         results = json.loads(results_path.read_text())
         split = results.get("split", "test")
         rows = {name: r[split] for name, r in results["models"].items()}
-        lines += [
-            f"## Metrics ({results['data_set']}, {split} split, full ranking over all items)",
-            "",
-            markdown_table(rows),
-            "",
-        ]
-        if "baseline" in rows and "distill" in rows:
-            b, d = rows["baseline"], rows["distill"]
-            lines += [
-                "Distilled vs baseline: "
-                + ", ".join(f"{m} {relative_gain(d[m], b[m])}" for m in ("ndcg@10", "hr@10", "cand_hr@1") if m in b),
-                "",
-            ]
+        lines += [f"## Metrics ({results['data_set']}, {split} split, full ranking over all items)", ""]
+        lines += results_markdown(results)
+        same = results.get("same_users", {}).get("models", rows)
+        for new, old, label in (("distill", "baseline", "Distilled"), ("teacher", "baseline", "Teacher")):
+            pair = same if "teacher" in (new, old) else rows  # the teacher only against the same users
+            if new in pair and old in pair:
+                gains = [f"{m} {relative_gain(pair[new][m], pair[old][m])}" for m in GAIN_METRICS if m in pair[old]]
+                lines += [f"{label} vs baseline: " + ", ".join(gains), ""]
         if (run.root / "metrics" / "eval_all.png").is_file():
             lines += ["![metrics](metrics/eval_all.png)", ""]
     curves = {stage: read_scalars(run.tb(stage)) for stage in ("baseline", "teacher", "distill")}
