@@ -109,6 +109,10 @@ def check_same_users_table(run, cfg):
     direct = evaluate(lambda b: model(b["seq"], b["len_seq"]), users, batch_size=64, ks=list(cfg.metrics.ks))
     for key, value in direct.items():
         assert same["models"]["baseline"][key] == pytest.approx(value, abs=1e-6), key
+    frozen = json.loads((run / "metrics" / "eval_teacher.json").read_text())["frozen_student"]["test"]
+    assert frozen["num_samples"] == 20  # the teacher stage's own comparison: its frozen student = this baseline
+    for key, value in frozen.items():
+        assert same["models"]["baseline"][key] == pytest.approx(value, abs=1e-6), key
     report = (run / "report.md").read_text()
     assert "On the LLM teacher's 20 of 60 test users" in report and "Teacher vs baseline:" in report
     assert "Users evaluated: baseline 60, teacher 20, distill 60." in report

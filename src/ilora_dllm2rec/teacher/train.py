@@ -84,15 +84,16 @@ def teacher_score_fn(model: ILoRAModel):
     return score
 
 
-def evaluate_teacher(model: ILoRAModel, data: SplitData, cfg: DictConfig) -> dict:
-    """Val and test with the shared evaluator (same protocol as the students)."""
+def evaluate_teacher(model: ILoRAModel, data: SplitData, cfg: DictConfig, score_fn=None) -> dict:
+    """Val and test with the shared evaluator (same protocol as the students), on the teacher's users
+    (``teacher.max_eval_samples``); ``score_fn`` scores another model on exactly those users."""
     seed = int(cfg.general.seed)
     model.eval()
     out = {}
     for split in ("val", "test"):
         samples = subset(getattr(data, split), cfg.teacher.max_eval_samples, None, seed)
         out[split] = evaluate(
-            teacher_score_fn(model),
+            score_fn or teacher_score_fn(model),
             samples,
             batch_size=int(cfg.teacher.eval_batch_size),
             ks=list(cfg.metrics.ks),
@@ -208,6 +209,9 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
         model.load_trainable_state_dict({k.removeprefix("model."): v for k, v in best_state["state_dict"].items()})
         model.to("cpu")  # seed 000: after fit, evaluate on a known device
         results = evaluate_teacher(model, data, cfg)
+        # the frozen student on the same users: the teacher's gain over it is the stage's headline number,
+        # and with teacher.max_eval_samples the students' own metrics cover other users
+        frozen = evaluate_teacher(model, data, cfg, score_fn=lambda b: model.student(b["seq"], b["len_seq"]))
         payload = {
             "stage": stage,
             "model": "ilora",
@@ -220,6 +224,7 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
             "num_train_samples": len(train),
             "val": results["val"],
             "test": results["test"],
+            "frozen_student": frozen,
         }
         write_json_atomic(run.metrics("eval_teacher.json"), payload)
         write_manifest(
@@ -241,6 +246,13 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
             {
                 "teacher val": results["val"],
                 "teacher test": results["test"],
+                "frozen student val": frozen["val"],
+                "frozen student test": frozen["test"],
             },
+        )
+        slog.info(
+            "teacher vs its frozen student on the same %d test users: ndcg@10 %+.1f%%",
+            results["test"]["num_samples"],
+            100 * (results["test"]["ndcg@10"] / max(frozen["test"]["ndcg@10"], 1e-12) - 1),
         )
     return payload
