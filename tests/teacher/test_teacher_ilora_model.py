@@ -186,12 +186,14 @@ def test_student_stays_frozen_in_eval_mode(make_model, batch) -> None:
     assert torch.equal(z1, z2)  # the student's dropout is off
 
 
-def test_parameter_groups_gate_lr(make_model) -> None:
+def test_parameter_groups_gate_and_head_lr(make_model) -> None:
     model = make_model()
-    groups = {g["name"]: g for g in model.parameter_groups(1e-3, gate_lr_scale=0.3)}
+    groups = {g["name"]: g for g in model.parameter_groups(1e-3, gate_lr_scale=0.3, head_lr_scale=10.0)}
     assert groups["gate"]["lr"] == pytest.approx(3e-4) and groups["main"]["lr"] == 1e-3
+    assert groups["head"]["lr"] == pytest.approx(1e-2)
     n_params = sum(len(g["params"]) for g in groups.values())
     assert n_params == len(_trainable(model)) and len(groups["gate"]["params"]) == 2
+    assert {id(p) for p in groups["head"]["params"]} == {id(p) for p in model.head.parameters()}
 
 
 @pytest.mark.parametrize("adapter", ["moelora", "lora"])

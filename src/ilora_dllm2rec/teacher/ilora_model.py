@@ -260,16 +260,22 @@ class ILoRAModel(nn.Module, TeacherRecommender):
                 by_group[group] = by_group.get(group, 0) + p.numel()
         return {"trainable": trainable, "total": total, "by_group": by_group}
 
-    def parameter_groups(self, lr: float, gate_lr_scale: float = 0.3, weight_decay: float = 0.0) -> list[dict]:
-        """Optimizer groups: everything trainable at ``lr``, the gate at ``gate_lr_scale * lr`` (iLoRA authors)."""
-        main, gate = [], []
+    def parameter_groups(
+        self, lr: float, gate_lr_scale: float = 0.3, weight_decay: float = 0.0, head_lr_scale: float = 1.0
+    ) -> list[dict]:
+        """Optimizer groups: everything trainable at ``lr``, the gate at ``gate_lr_scale * lr`` (iLoRA authors),
+        the ranking head at ``head_lr_scale * lr`` (a fresh layer, unlike the adapters' low-rank updates)."""
+        scales = {"gate": gate_lr_scale, "head": head_lr_scale}
+        members: dict[str, list[nn.Parameter]] = {"main": [], "gate": [], "head": []}
         for name, p in self.named_parameters():
             if p.requires_grad:
-                (gate if self._group_of(name) == "gate" else main).append(p)
-        groups = [{"name": "main", "params": main, "lr": lr, "weight_decay": weight_decay}]
-        if gate:
-            groups.append({"name": "gate", "params": gate, "lr": lr * gate_lr_scale, "weight_decay": weight_decay})
-        return groups
+                group = self._group_of(name)
+                members[group if group in scales else "main"].append(p)
+        return [
+            {"name": group, "params": params, "lr": lr * scales.get(group, 1.0), "weight_decay": weight_decay}
+            for group, params in members.items()
+            if params or group == "main"
+        ]
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the trained tensors (adapters, projector, gate, head; the LLM too in full mode), detached on CPU."""

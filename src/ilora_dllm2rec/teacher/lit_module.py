@@ -36,10 +36,12 @@ class TeacherLitModule(L.LightningModule):
         schedule_factory: Callable[[int], LambdaSchedule],
         meta: dict,
         ks: Sequence[int] = (1, 5, 10, 20),
+        head_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
         self.lr, self.gate_lr_scale, self.weight_decay = lr, gate_lr_scale, weight_decay
+        self.head_lr_scale = head_lr_scale
         self.warmup_ratio = warmup_ratio
         self.loss_type, self.temperature = loss_type, temperature
         self.schedule_factory = schedule_factory
@@ -91,7 +93,7 @@ class TeacherLitModule(L.LightningModule):
             metric.reset()
 
     def configure_optimizers(self):
-        groups = self.model.parameter_groups(self.lr, self.gate_lr_scale, self.weight_decay)
+        groups = self.model.parameter_groups(self.lr, self.gate_lr_scale, self.weight_decay, self.head_lr_scale)
         optimizer = torch.optim.AdamW(groups)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = get_cosine_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)

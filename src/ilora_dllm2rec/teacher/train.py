@@ -115,6 +115,7 @@ def build_teacher_module(cfg: DictConfig, model: ILoRAModel, meta: dict) -> Teac
         model,
         lr=float(cfg.train.lr),
         gate_lr_scale=float(cfg.teacher.gate_lr_scale),
+        head_lr_scale=float(cfg.teacher.head_lr_scale),
         weight_decay=float(cfg.train.weight_decay),
         warmup_ratio=float(cfg.train.warmup_ratio),
         loss_type=str(cfg.teacher.distill_loss_type),
