@@ -99,7 +99,9 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
         write_json_atomic(run.root / "all_evaluation_results.json", payload)
         rows = {name: r[split] for name, r in results.items()}
         (run.root / "metrics").mkdir(exist_ok=True)
-        (run.root / "metrics" / "eval_all.md").write_text("\n".join(results_markdown(payload)) + "\n")
+        (run.root / "metrics" / "eval_all.md").write_text(
+            "\n".join([f"**{data.name}, {split}**", "", *results_markdown(payload)]) + "\n"
+        )
         bar_chart(rows, run.root / "metrics" / "eval_all.png", title=f"{data.name} ({split})")
         print_metrics_table(f"all models on {data.name} ({split})", rows)
         if same is not None:
