@@ -78,7 +78,7 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             score_fn, batch_size, is_llm = score_fn_for(name, ckpt, manifest, data, cfg)
             entry = {"checkpoint": str(ckpt)}
             for split in ("val", "test"):
-                samples = llm_eval_samples(cfg, data, split) if is_llm else getattr(data, split)
+                samples = teacher_eval_samples(cfg, data, split) if is_llm else getattr(data, split)
                 entry[split] = _evaluate(cfg, score_fn, samples, batch_size, f"{name} {split}")
             results[name] = entry
             if not is_llm:
@@ -109,13 +109,6 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     return payload
 
 
-def llm_eval_samples(cfg: DictConfig, data: SplitData, split: str):
-    """The users an LLM teacher is evaluated on: a seeded subset under ``teacher.max_eval_samples``."""
-    from ..teacher.train import subset
-
-    return subset(getattr(data, split), cfg.teacher.get("max_eval_samples"), None, int(cfg.general.seed))
-
-
 def _evaluate(cfg: DictConfig, score_fn, samples, batch_size: int, description: str) -> dict:
     out = evaluate(
         score_fn,
@@ -130,6 +123,12 @@ def _evaluate(cfg: DictConfig, score_fn, samples, batch_size: int, description: 
     return out
 
 
+def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str):
+    from ..teacher.train import teacher_eval_samples as samples  # lazy: the teacher package imports transformers
+
+    return samples(cfg, data, split)
+
+
 def same_users_comparison(
     cfg: DictConfig, data: SplitData, split: str, results: dict[str, dict], id_scorers: dict[str, tuple]
 ) -> dict | None:
@@ -141,7 +140,7 @@ def same_users_comparison(
     full = len(getattr(data, split))
     if not any(r[split]["num_samples"] < full for r in results.values()):
         return None
-    samples = llm_eval_samples(cfg, data, split)
+    samples = teacher_eval_samples(cfg, data, split)
     models = {}
     for name, entry in results.items():
         if name in id_scorers:

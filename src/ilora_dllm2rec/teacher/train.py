@@ -84,14 +84,19 @@ def teacher_score_fn(model: ILoRAModel):
     return score
 
 
+def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str) -> SampleSet:
+    """The users an LLM teacher is evaluated on: a seeded subset under ``teacher.max_eval_samples`` (every
+    comparison with the teacher, in this stage and in eval-all, uses exactly these)."""
+    return subset(getattr(data, split), cfg.teacher.get("max_eval_samples"), None, int(cfg.general.seed))
+
+
 def evaluate_teacher(model: ILoRAModel, data: SplitData, cfg: DictConfig, score_fn=None) -> dict:
     """Val and test with the shared evaluator (same protocol as the students), on the teacher's users
     (``teacher.max_eval_samples``); ``score_fn`` scores another model on exactly those users."""
-    seed = int(cfg.general.seed)
     model.eval()
     out = {}
     for split in ("val", "test"):
-        samples = subset(getattr(data, split), cfg.teacher.max_eval_samples, None, seed)
+        samples = teacher_eval_samples(cfg, data, split)
         out[split] = evaluate(
             score_fn or teacher_score_fn(model),
             samples,
