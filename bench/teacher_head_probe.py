@@ -116,8 +116,14 @@ def main() -> None:
     ks = list(cfg.metrics.ks)
     train = subset(data.train, args.train_samples, None, int(cfg.general.seed) + 1)  # not the stage's subset
     start = time.perf_counter()
-    caches = {name: cache_states(model, s, args.llm_batch_size) for name, s in
-              (("train", train), ("val", data.val), ("test", data.test))}  # fmt: skip
+    # states are saved beside the data cache so a second refit (other lr, epochs) skips the LLM passes
+    states_file = args.work_dir / f"states_{args.teacher_checkpoint.stat().st_mtime_ns}_{len(train)}.pt"
+    if states_file.is_file():
+        caches = torch.load(states_file, weights_only=True)
+    else:
+        caches = {name: cache_states(model, s, args.llm_batch_size) for name, s in
+                  (("train", train), ("val", data.val), ("test", data.test))}  # fmt: skip
+        torch.save(caches, states_file)
     cache_s = time.perf_counter() - start
     head, best_epoch, history = refit_head(student, caches["train"], train, caches["val"], data.val, args, ks)
     rows = []

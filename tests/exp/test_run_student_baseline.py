@@ -98,3 +98,11 @@ def test_switch_given_as_yes_is_refused(tmp_path):
     proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + ["distill.use_dros=no"], tmp_path)
     assert proc.returncode == 2
     assert "distill.use_dros='no'" in proc.stderr and "true or false" in proc.stderr
+
+
+def test_number_given_as_text_is_refused_before_any_work(tmp_path):
+    """`train.lr=fast` would reach float() inside the stage: refused at start, key and default named."""
+    proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + ["train.lr=fast"], tmp_path)
+    assert proc.returncode == 2
+    assert "train.lr='fast' must be a number" in proc.stderr
+    assert not list((tmp_path / "result").rglob("best.ckpt"))

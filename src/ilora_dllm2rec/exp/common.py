@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..core.artifacts import read_json, update_json
-from ..core.config import check_switch_values, config_dir
+from ..core.config import check_override_types, check_switch_values, config_dir
 from ..core.errors import UserError
 from ..core.git_info import save_git_info
 from ..core.run_logging import RunDir
@@ -158,6 +158,7 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], ob
             save_git_info(run.root)
             try:
                 check_switch_values(cfg)
+                check_override_types(cfg, command_line_overrides(), config_name)
                 fn(cfg, run)
             except UserError as exc:
                 message = " ".join(str(exc).split())  # one line, always
