@@ -253,3 +253,24 @@ def test_run_teacher_resume_exports_without_retraining(tmp_path):
     assert fourth.returncode == 0, fourth.stderr[-2000:]
     assert ckpt.stat().st_mtime_ns == stamp and ranks.stat().st_mtime_ns != ranks_stamp
     assert json.loads((run / "teacher_outputs" / "manifest.json").read_text())["top_n"] == 3
+
+
+def test_head_refit_saves_its_own_checkpoint_and_export_uses_it(tiny_cfg, tmp_path):
+    from ilora_dllm2rec.teacher import train as teacher_train
+
+    cfg = teacher_cfg(tiny_cfg, tmp_path, ["teacher.head_refit.samples=24", "teacher.head_refit.epochs=3"])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    run = RunDir(tmp_path / "result" / "result_20000101_000000")
+    result = train_teacher(cfg, run, data, [])
+    folder = run.root / "models" / "teacher"
+    refit = result["head_refit"]
+    assert refit["num_samples"] == 24 and 2 <= len(refit["val_ndcg@10_per_epoch"]) <= 4
+    assert json.loads((folder / "manifest.json").read_text())["best_checkpoint"] == "head_refit.ckpt"
+    first = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    second = torch.load(folder / "head_refit.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first if not k.startswith("model.head."))
+    assert json.loads(run.time_json.read_text())["teacher_head_refit_time"] > 0
+    teacher, _ = teacher_train.load_teacher_checkpoint(folder, data, cfg)  # the folder: the manifest's choice
+    assert torch.equal(teacher.head.weight, second["model.head.weight"])
+    assert run_export_stage(cfg, run, data)["num_rows"] == len(data.train)

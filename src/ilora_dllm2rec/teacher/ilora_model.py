@@ -189,6 +189,13 @@ class ILoRAModel(nn.Module, TeacherRecommender):
         with self.gate_context.use(gate):
             hidden = self._hidden(batch["attention_mask"], embeds)
         h_u = hidden[:, -1, :].float()  # left padding: the last prompt token of every row
+        q_u, scores = self.head_scores(h_u, z_u, seq, len_seq)
+        return {"scores": scores, "h_u": h_u, "q_u": q_u, "z_u": z_u, "gate": gate}
+
+    def head_scores(
+        self, h_u: torch.Tensor, z_u: torch.Tensor, seq: torch.Tensor, len_seq: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(q_u, scores [B, N])`` from the LLM state and the student state (also used on cached states)."""
         head_out = self.head(h_u)
         if self.use_item_embeddings_head:
             q_u = z_u + head_out if self.head_residual else head_out
@@ -197,8 +204,7 @@ class ILoRAModel(nn.Module, TeacherRecommender):
             q_u, scores = None, head_out
         # the frozen student's learned history bias (student.history_bias; a no-op without it): the
         # teacher keeps what the student knows about re-consumption, and still starts equal to it
-        scores = self.student.add_history_bias(scores, seq, len_seq)
-        return {"scores": scores, "h_u": h_u, "q_u": q_u, "z_u": z_u, "gate": gate}
+        return q_u, self.student.add_history_bias(scores, seq, len_seq)
 
     def encode(self, seq: torch.Tensor, len_seq: torch.Tensor) -> torch.Tensor:
         return self.forward(seq, len_seq)["h_u"]

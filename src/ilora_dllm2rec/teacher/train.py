@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.artifacts import read_manifest, write_json_atomic, write_manifest
+from ..core.artifacts import atomic_path, read_manifest, write_json_atomic, write_manifest
 from ..core.config import with_train_preset
 from ..core.errors import ArtifactError
 from ..core.report import print_metrics_table
@@ -21,6 +21,7 @@ from ..student.base import SequentialRecommender
 from ..student.evaluator import evaluate
 from ..student.train import find_baseline, load_student_checkpoint, run_baseline_stage
 from .factory import build_ilora_model, build_lambda_schedule
+from .head_refit import check_refit_config, refit_head
 from .ilora_model import ILoRAModel
 from .lit_module import TeacherLitModule
 from .prompts import prompt_token_counts
@@ -134,8 +135,8 @@ def build_teacher_module(cfg: DictConfig, model: ILoRAModel, meta: dict) -> Teac
 def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) -> tuple[ILoRAModel, dict]:
     """Rebuild the teacher from a self-contained teacher checkpoint (see teacher/lit_module.py)."""
     path = Path(path)
-    if path.is_dir():
-        path = path / "best.ckpt"
+    if path.is_dir():  # the folder's manifest names the chosen checkpoint (head_refit.ckpt after a refit)
+        path = path / (read_manifest(path) or {}).get("best_checkpoint", "best.ckpt")
     if not path.is_file():
         raise ArtifactError(
             f"teacher checkpoint not found: {path}; run run-teacher or fix distill.teacher_checkpoint_path"
@@ -164,9 +165,58 @@ def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) 
     return model.eval(), meta
 
 
+def refit_teacher_head(
+    cfg: DictConfig, run: RunDir, data: SplitData, model: ILoRAModel, val: SampleSet, best_state: dict, slog
+) -> tuple[dict, Path]:
+    """Second phase (teacher/head_refit.py): the head refitted on cached LLM states, saved as
+    ``head_refit.ckpt`` beside the first phase's checkpoints (which stay as they are)."""
+    refit_cfg = cfg.teacher.head_refit
+    seed = int(cfg.general.seed)
+    train = subset(data.train, int(refit_cfg.samples), None, seed)
+    accelerator = str(cfg.train.accelerator)
+    on_gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    model.to(torch.device("cuda", torch.cuda.current_device()) if on_gpu else "cpu")
+    with time_block(run, "teacher_head_refit_time"):
+        result = refit_head(
+            model,
+            train,
+            val,
+            refit_cfg,
+            seed=seed,
+            ks=list(cfg.metrics.ks),
+            exclude_history=bool(cfg.metrics.exclude_history),
+            llm_batch_size=int(cfg.teacher.eval_batch_size),
+        )
+    model.to("cpu")
+    state = dict(best_state)
+    state["state_dict"] = dict(best_state["state_dict"])
+    for name, tensor in model.head.state_dict().items():
+        state["state_dict"][f"model.head.{name}"] = tensor.detach().cpu().clone()
+    path = run.models("teacher") / "head_refit.ckpt"
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    slog.info(
+        "head refit on %d training samples (states %.0f s): best epoch %d, val ndcg@10 %.4f -> %.4f; saved %s",
+        result.num_samples,
+        result.states_seconds,
+        result.best_epoch,
+        result.val_ndcg_at_10[0],
+        result.val_ndcg_at_10[result.best_epoch],
+        path,
+    )
+    info = {
+        "num_samples": result.num_samples,
+        "best_epoch": result.best_epoch,
+        "val_ndcg@10_per_epoch": result.val_ndcg_at_10,
+        "states_seconds": result.states_seconds,
+    }
+    return info, path
+
+
 def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str] | None = None) -> dict:
     stage = "teacher"
     overrides = overrides or []
+    check_refit_config(cfg.teacher.head_refit)
     student_path = baseline_for_teacher(cfg, run, data, overrides)
     with stage_log_file(run, stage) as slog:
         set_seed(int(cfg.general.seed))
@@ -213,6 +263,9 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
         best = Path(ckpt.best_model_path) if ckpt.best_model_path else run.models(stage) / "last.ckpt"
         best_state = torch.load(best, map_location="cpu", weights_only=False)
         model.load_trainable_state_dict({k.removeprefix("model."): v for k, v in best_state["state_dict"].items()})
+        refit = None
+        if int(cfg.teacher.head_refit.samples) > 0:
+            refit, best = refit_teacher_head(cfg, run, data, model, val, best_state, slog)
         model.to("cpu")  # seed 000: after fit, evaluate on a known device
         results = evaluate_teacher(model, data, cfg)
         # the frozen student on the same users: the teacher's gain over it is the stage's headline number,
@@ -232,6 +285,8 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
             "test": results["test"],
             "frozen_student": frozen,
         }
+        if refit is not None:
+            payload["head_refit"] = refit
         write_json_atomic(run.metrics("eval_teacher.json"), payload)
         write_manifest(
             run.models(stage),
