@@ -81,6 +81,13 @@ def test_pipeline_with_id_teacher(tmp_path):
     check_run(tmp_path / "result" / "result_run")
     results = json.loads((tmp_path / "result" / "result_run" / "all_evaluation_results.json").read_text())
     assert "same_users" not in results  # every model scored on every user: one table is enough
+    sig = results["significance"]
+    assert sig["reference"] == "baseline" and set(sig["models"]) == {"teacher", "distill"}
+    for name in ("teacher", "distill"):
+        c = sig["models"][name]["ndcg@10"]
+        assert c["num_users"] == 60 and 0 < c["p_value"] <= 1 and c["gain_ci_low"] <= c["gain_ci_high"]
+        assert c["mean"] == pytest.approx(results["models"][name]["test"]["ndcg@10"])
+        assert c["reference_mean"] == pytest.approx(results["models"]["baseline"]["test"]["ndcg@10"])
 
 
 def test_pipeline_with_tiny_llm(tmp_path, tiny_cfg):
@@ -113,7 +120,13 @@ def check_same_users_table(run, cfg):
     assert frozen["num_samples"] == 20  # the teacher stage's own comparison: its frozen student = this baseline
     for key, value in frozen.items():
         assert same["models"]["baseline"][key] == pytest.approx(value, abs=1e-6), key
+    sig = results["significance"]["models"]  # paired: the teacher on its 20 users, distill on all 60
+    assert sig["teacher"]["ndcg@10"]["num_users"] == 20 and sig["distill"]["hr@10"]["num_users"] == 60
+    assert sig["teacher"]["ndcg@10"]["reference_mean"] == pytest.approx(same["models"]["baseline"]["ndcg@10"])
+    assert sig["teacher"]["ndcg@10"]["mean"] == pytest.approx(models["teacher"]["test"]["ndcg@10"])
+    assert sig["distill"]["hr@10"]["reference_mean"] == pytest.approx(models["baseline"]["test"]["hr@10"])
     report = (run / "report.md").read_text()
+    assert "Against `baseline` on the same users" in report and "| teacher | ndcg@10 |" in report
     assert "On the LLM teacher's 20 of 60 test users" in report and "Teacher vs baseline:" in report
     assert "Users evaluated: baseline 60, teacher 20, distill 60." in report
 
@@ -196,3 +209,25 @@ def test_eval_all_rejects_a_missing_checkpoint(tmp_path):
     proc = run_entry("run_eval_all", overrides, tmp_path)
     assert proc.returncode == 2
     assert f"eval.{name}_checkpoint" in proc.stderr
+
+
+def test_significance_settings_are_checked_and_can_be_turned_off():
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from ilora_dllm2rec.core.errors import ConfigError
+    from ilora_dllm2rec.report.eval_all import compare_with_reference
+
+    values = {m: {"ndcg@10": np.linspace(0, 1, 8), "hr@10": np.ones(8)} for m in ("baseline", "distill")}
+    results = {m: {"test": {"num_samples": 8}} for m in values}
+
+    def cfg(**spec):
+        base = {"enabled": True, "reference": "baseline", "metrics": ["ndcg@10"], "resamples": 50, "seed": 0}
+        return OmegaConf.create({"eval": {"significance": {**base, **spec}}})
+
+    out = compare_with_reference(cfg(), results, "test", values, None)
+    assert out["models"]["distill"]["ndcg@10"]["p_value"] == 1.0  # identical values
+    assert compare_with_reference(cfg(enabled=False), results, "test", values, None) is None
+    assert compare_with_reference(cfg(reference="teacher"), results, "test", values, None) is None
+    with pytest.raises(ConfigError, match="eval.significance.metrics"):
+        compare_with_reference(cfg(metrics=["ndcg@11"]), results, "test", values, None)

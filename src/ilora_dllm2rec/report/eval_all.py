@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
 
 from ..core.artifacts import find_latest_artifact, fingerprint_matcher, read_manifest, write_json_atomic
 from ..core.errors import ArtifactError, ConfigError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file
+from ..core.significance import paired_comparison
 from ..data import SplitData
-from ..student.evaluator import evaluate
+from ..student.evaluator import evaluate_per_sample
 from ..student.train import load_student_checkpoint
 from .plots import bar_chart, markdown_table
 
@@ -68,6 +70,8 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
         raise ConfigError(f"eval.models has unknown entries {unknown}; valid: {list(MODELS)}")
     results: dict[str, dict] = {}
     id_scorers: dict[str, tuple] = {}  # non-LLM models, kept to re-score them on an LLM teacher's users
+    split = str(cfg.eval.split)
+    per_user: dict[str, dict[str, np.ndarray]] = {}  # each model's per-user values on the eval split
     with stage_log_file(run, "eval") as slog:
         for name in cfg.eval.models:
             located = locate(cfg, data, run, name)
@@ -77,9 +81,12 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             ckpt, manifest = located
             score_fn, batch_size, is_llm = score_fn_for(name, ckpt, manifest, data, cfg)
             entry = {"checkpoint": str(ckpt)}
-            for split in ("val", "test"):
-                samples = teacher_eval_samples(cfg, data, split) if is_llm else getattr(data, split)
-                entry[split] = _evaluate(cfg, score_fn, samples, batch_size, f"{name} {split}")
+            for part in ("val", "test"):
+                samples = teacher_eval_samples(cfg, data, part) if is_llm else getattr(data, part)
+                values = _evaluate(cfg, score_fn, samples, batch_size, f"{name} {part}")
+                entry[part] = _means(values)
+                if part == split:
+                    per_user[name] = values
             results[name] = entry
             if not is_llm:
                 id_scorers[name] = (score_fn, batch_size)
@@ -92,10 +99,12 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             "split": str(cfg.eval.split),
             "models": results,
         }
-        split = str(cfg.eval.split)
-        same = same_users_comparison(cfg, data, split, results, id_scorers)
+        same, same_per_user = same_users_comparison(cfg, data, split, results, id_scorers, per_user)
         if same is not None:
             payload["same_users"] = same
+        significance = compare_with_reference(cfg, results, split, per_user, same_per_user)
+        if significance:
+            payload["significance"] = significance
         write_json_atomic(run.root / "all_evaluation_results.json", payload)
         rows = {name: r[split] for name, r in results.items()}
         (run.root / "metrics").mkdir(exist_ok=True)
@@ -109,8 +118,8 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     return payload
 
 
-def _evaluate(cfg: DictConfig, score_fn, samples, batch_size: int, description: str) -> dict:
-    out = evaluate(
+def _evaluate(cfg: DictConfig, score_fn, samples, batch_size: int, description: str) -> dict[str, np.ndarray]:
+    return evaluate_per_sample(
         score_fn,
         samples,
         batch_size=batch_size,
@@ -119,7 +128,43 @@ def _evaluate(cfg: DictConfig, score_fn, samples, batch_size: int, description: 
         progress=bool(cfg.logging.progress_bar),
         description=description,
     )
-    out["num_samples"] = len(samples)
+
+
+def _means(values: dict[str, np.ndarray]) -> dict:
+    out: dict = {key: float(v.mean()) for key, v in values.items()}
+    out["num_samples"] = len(next(iter(values.values())))
+    return out
+
+
+def compare_with_reference(
+    cfg: DictConfig,
+    results: dict[str, dict],
+    split: str,
+    per_user: dict[str, dict[str, np.ndarray]],
+    same_per_user: dict[str, dict[str, np.ndarray]] | None,
+) -> dict | None:
+    """Every model against ``eval.significance.reference`` on the same users (core/significance.py): on all
+    users when both were scored on all of them, else on the LLM teacher's users."""
+    spec = cfg.eval.significance
+    reference = str(spec.reference)
+    if not spec.enabled or reference not in results or len(results) < 2:
+        return None
+    metrics = [str(m) for m in spec.metrics]
+    unknown = [m for m in metrics if m not in per_user[reference]]
+    if unknown:
+        raise ConfigError(f"eval.significance.metrics has {unknown}, not among {sorted(per_user[reference])}")
+    out: dict = {"reference": reference, "split": split, "models": {}}
+    for name in results:
+        if name == reference:
+            continue
+        full = results[name][split]["num_samples"] == results[reference][split]["num_samples"]
+        source = per_user if full or same_per_user is None else same_per_user
+        out["models"][name] = {
+            m: paired_comparison(
+                source[reference][m], source[name][m], resamples=int(spec.resamples), seed=int(spec.seed)
+            )
+            for m in metrics
+        }
     return out
 
 
@@ -130,25 +175,33 @@ def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str):
 
 
 def same_users_comparison(
-    cfg: DictConfig, data: SplitData, split: str, results: dict[str, dict], id_scorers: dict[str, tuple]
-) -> dict | None:
+    cfg: DictConfig,
+    data: SplitData,
+    split: str,
+    results: dict[str, dict],
+    id_scorers: dict[str, tuple],
+    per_user: dict[str, dict[str, np.ndarray]],
+) -> tuple[dict | None, dict[str, dict[str, np.ndarray]] | None]:
     """Every model on the LLM teacher's evaluation users, when that is a subset (``teacher.max_eval_samples``).
 
     Why: the main table scores the ID models on all users and the LLM teacher on a subset (its scoring is
-    slow on CPU), and metrics over different users are not comparable; this table is.
+    slow on CPU), and metrics over different users are not comparable; this table is. Returns the table and
+    every model's per-user values on those users, or ``(None, None)`` when every model saw all users.
     """
     full = len(getattr(data, split))
     if not any(r[split]["num_samples"] < full for r in results.values()):
-        return None
+        return None, None
     samples = teacher_eval_samples(cfg, data, split)
-    models = {}
+    models, values = {}, {}
     for name, entry in results.items():
         if name in id_scorers:
             score_fn, batch_size = id_scorers[name]
-            models[name] = _evaluate(cfg, score_fn, samples, batch_size, f"{name} {split} (teacher's users)")
+            values[name] = _evaluate(cfg, score_fn, samples, batch_size, f"{name} {split} (teacher's users)")
+            models[name] = _means(values[name])
         else:
+            values[name] = per_user[name]
             models[name] = entry[split]
-    return {"split": split, "num_samples": len(samples), "of": full, "models": models}
+    return {"split": split, "num_samples": len(samples), "of": full, "models": models}, values
 
 
 def results_markdown(payload: dict) -> list[str]:
@@ -166,4 +219,21 @@ def results_markdown(payload: dict) -> list[str]:
             markdown_table(same["models"]),
             "",
         ]
+    sig = payload.get("significance")
+    if sig and sig["models"]:
+        first = next(iter(next(iter(sig["models"].values())).values()))
+        lines += [
+            f"Against `{sig['reference']}` on the same users (paired: {first['confidence']:.0%} bootstrap interval of"
+            f" the relative gain and a two-sided sign-flip p-value, {first['resamples']:,} resamples of the users):",
+            "",
+            "| model | metric | mean | reference | gain | interval | p | users |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, per_metric in sig["models"].items():
+            for metric, c in per_metric.items():
+                lines.append(
+                    f"| {name} | {metric} | {c['mean']:.4f} | {c['reference_mean']:.4f} | {c['gain']:+.1%} | "
+                    f"{c['gain_ci_low']:+.1%} .. {c['gain_ci_high']:+.1%} | {c['p_value']:.3f} | {c['num_users']} |"
+                )
+        lines.append("")
     return lines

@@ -48,6 +48,39 @@ def _progress(enabled: bool, description: str, total: int):
     return progress
 
 
+def _batch_metrics(
+    score_fn: ScoreFn,
+    samples: SampleSet,
+    *,
+    batch_size: int,
+    ks: Sequence[int],
+    exclude_history: bool,
+    candidate_protocol: bool,
+    device: torch.device | str,
+    progress: bool,
+    description: str,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Per-sample metric tensors of one batch after another, in sample order (under inference mode)."""
+    if len(samples) == 0:
+        raise DataError(f"{description}: no samples to evaluate; check the dataset split")
+    num_batches = -(-len(samples) // batch_size)
+    with torch.inference_mode(), _progress(progress, description, num_batches) as bar:
+        for batch in iterate_batches(samples, batch_size, device):
+            scores = score_fn(batch)
+            if scores.dim() != 2 or scores.shape[0] != batch["target"].shape[0]:
+                raise ValueError(f"{description}: score_fn must return [B, N], got {tuple(scores.shape)}")
+            yield ranking_metrics(
+                scores.float(),
+                batch["target"],
+                ks,
+                candidates=batch.get("candidates") if candidate_protocol else None,
+                history=batch["seq"] if exclude_history else None,
+                pad_id=scores.shape[1],  # padding id = N (data/types.py)
+            )
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+
+
 def evaluate(
     score_fn: ScoreFn,
     samples: SampleSet,
@@ -66,27 +99,37 @@ def evaluate(
     (padding excluded); it runs under ``torch.inference_mode()``. ``cand_hr@1`` is reported
     when ``candidate_protocol`` is on and the samples carry candidates.
     """
-    if len(samples) == 0:
-        raise DataError(f"{description}: no samples to evaluate; check the dataset split")
     accumulator = MetricAccumulator()
-    num_batches = -(-len(samples) // batch_size)
-    with torch.inference_mode(), _progress(progress, description, num_batches) as bar:
-        for batch in iterate_batches(samples, batch_size, device):
-            scores = score_fn(batch)
-            if scores.dim() != 2 or scores.shape[0] != batch["target"].shape[0]:
-                raise ValueError(f"{description}: score_fn must return [B, N], got {tuple(scores.shape)}")
-            values = ranking_metrics(
-                scores.float(),
-                batch["target"],
-                ks,
-                candidates=batch.get("candidates") if candidate_protocol else None,
-                history=batch["seq"] if exclude_history else None,
-                pad_id=scores.shape[1],  # padding id = N (data/types.py)
-            )
-            accumulator.update(values)
-            if bar is not None:
-                bar.advance(bar.task_ids[0])
+    for values in _batch_metrics(
+        score_fn, samples, batch_size=batch_size, ks=ks, exclude_history=exclude_history,
+        candidate_protocol=candidate_protocol, device=device, progress=progress, description=description,
+    ):  # fmt: skip
+        accumulator.update(values)
     return accumulator.compute()
+
+
+def evaluate_per_sample(
+    score_fn: ScoreFn,
+    samples: SampleSet,
+    *,
+    batch_size: int,
+    ks: Sequence[int] = (1, 5, 10, 20),
+    exclude_history: bool = False,
+    candidate_protocol: bool = True,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    description: str = "eval",
+) -> dict[str, np.ndarray]:
+    """:func:`evaluate` without the mean: one float64 value per sample and metric, in sample order (for paired
+    comparisons of two models on the same users, core/significance.py)."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for values in _batch_metrics(
+        score_fn, samples, batch_size=batch_size, ks=ks, exclude_history=exclude_history,
+        candidate_protocol=candidate_protocol, device=device, progress=progress, description=description,
+    ):  # fmt: skip
+        for key, value in values.items():
+            parts.setdefault(key, []).append(value.detach().double().cpu().numpy())
+    return {key: np.concatenate(chunks) for key, chunks in parts.items()}
 
 
 def evaluate_model(
