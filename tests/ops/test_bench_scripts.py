@@ -39,3 +39,15 @@ def test_bench_distill_names_a_missing_embeddings_file(tmp_path) -> None:
     assert proc.returncode == 2
     assert f"--throughput-embeddings: {missing} is not a file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_paired_seeds_names_a_bad_pair(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    script = str(ROOT / "bench" / "paired_seeds.py")
+    run = lambda *a: subprocess.run([sys.executable, script, *a], cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: E731
+    proc = run("--pair", "only-one-path")
+    assert proc.returncode == 2 and "write BASELINE:OTHER" in proc.stderr
+    missing = tmp_path / "models" / "baseline"
+    proc = run("--pair", f"{missing}:{missing}")
+    assert proc.returncode != 0 and f"error: --pair: {missing} is not a checkpoint file" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,100 @@
+"""Is a student's gain over its baseline real across seeds? Paired comparisons per seed and pooled.
+
+    PYTHONPATH=src:bench python bench/paired_seeds.py --data-dir ../shared/data/ml-100k \
+        --pair RUN_A/models/baseline:RUN_A/models/distill --pair RUN_B/models/baseline:RUN_B/models/distill ...
+
+Each ``--pair BASELINE:OTHER`` names two student checkpoints (files or ``models/<stage>`` folders) trained with
+one seed. Every model is scored on every test user with the shared evaluator; each pair gets the paired
+comparison of ``run-eval-all`` (core/significance.py), and the pooled row compares the per-user means over
+the seeds (each user's baseline values averaged over the pairs against its other values averaged likewise),
+i.e. whether the gain holds in expectation over seeds, with users resampled as the unit.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from bench_common import base_overrides, check_data_dir, command_line, compose_cfg, default_data_dir, markdown_table
+
+
+def student_checkpoint(path: Path) -> Path:
+    from ilora_dllm2rec.core.artifacts import read_manifest
+
+    if path.is_dir():
+        path = path / (read_manifest(path) or {}).get("best_checkpoint", "best.ckpt")
+    if not path.is_file():
+        raise SystemExit(f"error: --pair: {path} is not a checkpoint file (a run's models/baseline or models/distill)")
+    return path
+
+
+def per_user(path: Path, data, split: str, ks: list[int]) -> dict[str, np.ndarray]:
+    from ilora_dllm2rec.student.evaluator import evaluate_per_sample
+    from ilora_dllm2rec.student.train import load_student_checkpoint
+
+    model, _ = load_student_checkpoint(path)
+    model.eval()
+    return evaluate_per_sample(lambda b: model(b["seq"], b["len_seq"]), getattr(data, split), batch_size=512, ks=ks)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", type=Path, default=default_data_dir())
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/paired_seeds"), help="data cache folder")
+    p.add_argument("--pair", action="append", required=True, help="BASELINE:OTHER checkpoints of one seed")
+    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument("--metrics", default="ndcg@10,hr@10")
+    p.add_argument("--resamples", type=int, default=2000)
+    args = p.parse_args()
+    pairs = []
+    for text in args.pair:
+        base, sep, other = text.partition(":")
+        if not sep:
+            p.error(f"--pair {text!r}: write BASELINE:OTHER")
+        pairs.append((student_checkpoint(Path(base)), student_checkpoint(Path(other))))
+    check_data_dir(args.data_dir)
+
+    from ilora_dllm2rec.core.significance import paired_comparison
+    from ilora_dllm2rec.data import prepare_data
+
+    cfg = compose_cfg(base_overrides(args.data_dir, args.work_dir))
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    ks = list(cfg.metrics.ks)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    values = [(per_user(b, data, args.split, ks), per_user(o, data, args.split, ks)) for b, o in pairs]
+    rows = []
+    for metric in metrics:
+        for i, (base, other) in enumerate(values):
+            c = paired_comparison(base[metric], other[metric], resamples=args.resamples)
+            rows.append(_row(f"pair {i + 1}", metric, c))
+        if len(values) > 1:
+            pooled_base = np.mean([b[metric] for b, _ in values], axis=0)
+            pooled_other = np.mean([o[metric] for _, o in values], axis=0)
+            c = paired_comparison(pooled_base, pooled_other, resamples=args.resamples)
+            rows.append(_row(f"pooled over {len(values)} seeds", metric, c))
+            gains = [paired_comparison(b[metric], o[metric], resamples=1)["gain"] for b, o in values]
+            spread = f"{np.mean(gains):+.1%} +- {np.std(gains, ddof=1):.1%}"
+            rows.append(["per-seed gains, mean +- sd", metric, "", "", spread, "", "", ""])
+    print(command_line())
+    for i, (b, o) in enumerate(pairs):
+        print(f"pair {i + 1}: {b} vs {o}")
+    print(markdown_table(["pair", "metric", "other", "baseline", "gain", "95% interval", "p", "users"], rows))
+
+
+def _row(label: str, metric: str, c: dict) -> list[str]:
+    return [
+        label,
+        metric,
+        f"{c['mean']:.4f}",
+        f"{c['reference_mean']:.4f}",
+        f"{c['gain']:+.1%}",
+        f"{c['gain_ci_low']:+.1%} .. {c['gain_ci_high']:+.1%}",
+        f"{c['p_value']:.3f}",
+        str(c["num_users"]),
+    ]
+
+
+if __name__ == "__main__":
+    main()
