@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ilora_dllm2rec.core.errors import TrainingError
-from ilora_dllm2rec.core.metrics import MetricAccumulator, ranking_metrics, target_rank
+from ilora_dllm2rec.core.metrics import ranking_metrics, target_rank
 
 
 def _one(scores: list[float], target: int, ks=(1, 2, 5), **kwargs) -> dict[str, float]:
@@ -83,15 +83,28 @@ def test_nan_scores_raise_and_bad_target_raises() -> None:
         ranking_metrics(torch.zeros(1, 3), torch.tensor([3]), [1])
 
 
-def test_accumulator_means_over_batches() -> None:
-    acc = MetricAccumulator()
-    with pytest.raises(ValueError):
-        acc.compute()
-    acc.update({"hr@1": torch.tensor([1.0, 0.0]), "mrr": torch.tensor([1.0, 0.5])})
-    acc.update({"hr@1": torch.tensor([1.0]), "mrr": torch.tensor([0.25])})
-    assert acc.count == 3
-    assert acc.compute() == pytest.approx({"hr@1": 2 / 3, "mrr": 1.75 / 3})
-    with pytest.raises(ValueError):
-        acc.update({"hr@1": torch.tensor([1.0])})  # keys changed
-    acc.reset()
-    assert acc.count == 0
+def test_per_sample_values_do_not_depend_on_batching() -> None:
+    """The evaluator's per-user values equal ranking_metrics on all rows at once, whatever the batch size;
+    evaluate() is their mean."""
+    import numpy as np
+
+    from ilora_dllm2rec.data.types import SampleSet
+    from ilora_dllm2rec.student.evaluator import evaluate, evaluate_per_sample
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(7, 5, generator=gen)
+    rows = SampleSet(
+        seq=np.full((7, 3), 5), len_seq=np.ones(7, dtype=np.int64), target=np.arange(7) % 5, user=np.arange(7)
+    )
+    direct = ranking_metrics(scores, torch.as_tensor(rows.target), [1, 3])
+
+    def score(batch):
+        return scores[batch["user"]]
+
+    for batch_size in (1, 3, 7):
+        values = evaluate_per_sample(score, rows, batch_size=batch_size, ks=[1, 3])
+        assert values.keys() == direct.keys()
+        for key in direct:
+            assert np.allclose(values[key], direct[key].numpy()), key
+    means = evaluate(score, rows, batch_size=2, ks=[1, 3])
+    assert means == pytest.approx({k: float(v.double().mean()) for k, v in direct.items()})

@@ -20,7 +20,7 @@ count per row, which is far faster for full-catalogue ranking (and makes the tie
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -92,37 +92,3 @@ def ranking_metrics(
     if candidates is not None:
         out["cand_hr@1"] = candidate_hit_at_1(scores, candidates.long())
     return out
-
-
-class MetricAccumulator:
-    """Sums per-sample metric tensors over batches; :meth:`compute` returns the means as floats.
-
-    Sums stay on the tensors' device (no host sync per batch) in float64.
-    """
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self._sums: dict[str, torch.Tensor] = {}
-        self._count = 0
-
-    @property
-    def count(self) -> int:
-        return self._count
-
-    def update(self, values: Mapping[str, torch.Tensor]) -> None:
-        sizes = {int(v.numel()) for v in values.values()}
-        if len(sizes) > 1:
-            raise ValueError(f"all metric tensors of one update must have the same length, got {sorted(sizes)}")
-        if self._sums and set(values) != set(self._sums):
-            raise ValueError(f"metric keys changed between updates: {sorted(self._sums)} vs {sorted(values)}")
-        for key, value in values.items():
-            total = value.detach().double().sum()
-            self._sums[key] = self._sums[key] + total if key in self._sums else total
-        self._count += sizes.pop() if sizes else 0
-
-    def compute(self) -> dict[str, float]:
-        if self._count == 0:
-            raise ValueError("MetricAccumulator.compute() called before any update")
-        return {key: float(total) / self._count for key, total in self._sums.items()}

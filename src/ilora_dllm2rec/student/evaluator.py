@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ilora_dllm2rec.core.errors import DataError
-from ilora_dllm2rec.core.metrics import MetricAccumulator, ranking_metrics
+from ilora_dllm2rec.core.metrics import ranking_metrics
 from ilora_dllm2rec.data.types import SampleSet
 from ilora_dllm2rec.student.base import SequentialRecommender
 
@@ -81,31 +81,15 @@ def _batch_metrics(
                 bar.advance(bar.task_ids[0])
 
 
-def evaluate(
-    score_fn: ScoreFn,
-    samples: SampleSet,
-    *,
-    batch_size: int,
-    ks: Sequence[int] = (1, 5, 10, 20),
-    exclude_history: bool = False,
-    candidate_protocol: bool = True,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-    description: str = "eval",
-) -> dict[str, float]:
-    """Mean ranking metrics of ``score_fn`` over ``samples`` (keys as :func:`ranking_metrics`).
+def evaluate(score_fn: ScoreFn, samples: SampleSet, **options) -> dict[str, float]:
+    """Mean ranking metrics of ``score_fn`` over ``samples`` (keys as :func:`ranking_metrics`); options as
+    :func:`evaluate_per_sample`.
 
     ``score_fn`` gets a batch dict on ``device`` and returns [B, N] scores over the N items
     (padding excluded); it runs under ``torch.inference_mode()``. ``cand_hr@1`` is reported
     when ``candidate_protocol`` is on and the samples carry candidates.
     """
-    accumulator = MetricAccumulator()
-    for values in _batch_metrics(
-        score_fn, samples, batch_size=batch_size, ks=ks, exclude_history=exclude_history,
-        candidate_protocol=candidate_protocol, device=device, progress=progress, description=description,
-    ):  # fmt: skip
-        accumulator.update(values)
-    return accumulator.compute()
+    return {key: float(values.mean()) for key, values in evaluate_per_sample(score_fn, samples, **options).items()}
 
 
 def evaluate_per_sample(
@@ -120,8 +104,8 @@ def evaluate_per_sample(
     progress: bool = False,
     description: str = "eval",
 ) -> dict[str, np.ndarray]:
-    """:func:`evaluate` without the mean: one float64 value per sample and metric, in sample order (for paired
-    comparisons of two models on the same users, core/significance.py)."""
+    """One float64 value per sample and metric, in sample order (:func:`evaluate` takes the means; paired
+    comparisons of two models on the same users use the values, core/significance.py)."""
     parts: dict[str, list[np.ndarray]] = {}
     for values in _batch_metrics(
         score_fn, samples, batch_size=batch_size, ks=ks, exclude_history=exclude_history,
