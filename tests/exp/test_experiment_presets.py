@@ -36,3 +36,14 @@ def test_teacher_preset_patience_follows_the_backend(backend: str, patience: int
         cfg = compose("run_teacher", overrides=[f"teacher={backend}"])
         overridden = compose("run_teacher", overrides=[f"teacher={backend}", "teacher.patience=4"])
     assert cfg.train.patience == patience and overridden.train.patience == 4
+
+
+def test_ml100k_dllm2rec_preset_values() -> None:
+    """DLLM2Rec's setting: bce + DROS students, the ID teacher, every row distilled, ranking distillation only."""
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("run_pipeline", overrides=["experiment=ml100k_dllm2rec"])
+        ilora = compose("run_pipeline", overrides=["experiment=ml100k_dllm2rec", "teacher=ilora"])
+    assert cfg.dataset.name == "ml-100k" and cfg.student.loss == "dros"
+    assert cfg.teacher.backend == "sasrec" and cfg.active.strategy == "all"
+    assert cfg.distill.use_embedding_distill is False and cfg.distill.use_ranking_distill is True
+    assert ilora.teacher.backend == "ilora" and ilora.student.loss == "dros"  # the teacher stays swappable
