@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_common import base_overrides, command_line, compose_cfg, default_data_dir, markdown_table
-from teacher_head_probe import cache_states
+from bench_common import base_overrides, command_line, compose_cfg, markdown_table
+from teacher_head_probe import load_or_cache_states, load_probe_inputs, parse_probe_args
 
 
 def fold_of_users(users: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -84,7 +84,7 @@ def fit_residual(student, h, base, target, val_h, val_base, val, args, ks):
     head = torch.nn.Linear(h.shape[1], student.hidden_size)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
-    opt = torch.optim.Adam(head.parameters(), lr=args.lr)
+    opt = torch.optim.Adam(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     gen = torch.Generator().manual_seed(0)
 
     def val_ndcg() -> float:
@@ -111,43 +111,20 @@ def fit_residual(student, h, base, target, val_h, val_base, val, args, ks):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", type=Path, default=default_data_dir())
-    p.add_argument("--teacher-checkpoint", type=Path, required=True, help="an iLoRA teacher's best.ckpt")
-    p.add_argument("--work-dir", type=Path, default=Path("/tmp/teacher_head_probe"), help="data cache folder")
-    p.add_argument("--override", action="append", default=["experiment=ml100k_cpu"], help="teacher config override")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--train-samples", type=int, default=24000, help="training rows whose LLM states are used")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--llm-batch-size", type=int, default=32)
-    args = p.parse_args()
-    if not args.teacher_checkpoint.is_file():
-        p.error(f"--teacher-checkpoint: {args.teacher_checkpoint} is not a file (a run's models/teacher/best.ckpt)")
+    def folds_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--folds", type=int, default=5, help="user folds, one SASRec trained without each")
+
+    args = parse_probe_args(__doc__, train_samples=24000, epochs=40, extra=folds_option)
     if args.folds < 2:
-        p.error("--folds must be >= 2")
+        raise SystemExit("--folds must be >= 2")
 
     from ilora_dllm2rec.core.significance import paired_comparison
-    from ilora_dllm2rec.data import prepare_data
     from ilora_dllm2rec.student.train import load_student_checkpoint
-    from ilora_dllm2rec.teacher.train import load_teacher_checkpoint, subset
 
-    cfg = compose_cfg(base_overrides(args.data_dir, args.work_dir) + args.override)
-    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
-    model, _ = load_teacher_checkpoint(args.teacher_checkpoint, data, cfg)
-    model.eval()
+    cfg, data, model, rows = load_probe_inputs(args)  # the head probe's rows and states
     student = model.student
     ks = list(cfg.metrics.ks)
-    rows = subset(data.train, args.train_samples, None, int(cfg.general.seed) + 1)  # the head probe's rows
-    states_file = args.work_dir / f"states_{args.teacher_checkpoint.stat().st_mtime_ns}_{len(rows)}.pt"
-    if states_file.is_file():
-        caches = torch.load(states_file, weights_only=True)
-    else:
-        caches = {name: cache_states(model, s, args.llm_batch_size) for name, s in
-                  (("train", rows), ("val", data.val), ("test", data.test))}  # fmt: skip
-        torch.save(caches, states_file)
+    caches = load_or_cache_states(args, model, rows, data)
 
     fold = fold_of_users(data.train.user, args.folds, seed=int(cfg.general.seed))
     fold_paths = train_fold_students(args, data, fold)

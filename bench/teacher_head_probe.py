@@ -88,23 +88,31 @@ def refit_head(student, cache: dict, samples, val_cache: dict, val, args, ks: li
     return head, best[1], history
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_probe_args(doc: str, *, train_samples: int, epochs: int, extra=None) -> argparse.Namespace:
+    """The options every head probe shares (``extra(parser)`` adds a probe's own)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
     p.add_argument("--teacher-checkpoint", type=Path, required=True, help="an iLoRA teacher's best.ckpt")
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/teacher_head_probe"), help="data cache folder")
     p.add_argument("--override", action="append", default=["experiment=ml100k_cpu"], help="config override")
-    p.add_argument("--train-samples", type=int, default=6000, help="training samples whose states are cached")
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--train-samples", type=int, default=train_samples, help="training rows whose states are used")
+    p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--llm-batch-size", type=int, default=32)
+    if extra is not None:
+        extra(p)
     args = p.parse_args()
     if not args.teacher_checkpoint.is_file():
         p.error(f"--teacher-checkpoint: {args.teacher_checkpoint} is not a file (a run's models/teacher/best.ckpt)")
+    return args
 
+
+def load_probe_inputs(args: argparse.Namespace):
+    """(cfg, data, the trained teacher in eval mode, the ``--train-samples`` training rows whose states are used;
+    seeded, and not the stage's own subset)."""
     from ilora_dllm2rec.data import prepare_data
     from ilora_dllm2rec.teacher.train import load_teacher_checkpoint, subset
 
@@ -112,18 +120,30 @@ def main() -> None:
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     model, _ = load_teacher_checkpoint(args.teacher_checkpoint, data, cfg)
     model.eval()
-    student = model.student
-    ks = list(cfg.metrics.ks)
-    train = subset(data.train, args.train_samples, None, int(cfg.general.seed) + 1)  # not the stage's subset
-    start = time.perf_counter()
-    # states are saved beside the data cache so a second refit (other lr, epochs) skips the LLM passes
+    train = subset(data.train, args.train_samples, None, int(cfg.general.seed) + 1)
+    return cfg, data, model, train
+
+
+def load_or_cache_states(args: argparse.Namespace, model, train, data) -> dict[str, dict[str, torch.Tensor]]:
+    """States of ``train``, validation and test; saved under ``--work-dir`` (keyed by the checkpoint's mtime and
+    the row count) so a second refit (other lr, epochs, another probe) skips the LLM passes."""
     states_file = args.work_dir / f"states_{args.teacher_checkpoint.stat().st_mtime_ns}_{len(train)}.pt"
     if states_file.is_file():
-        caches = torch.load(states_file, weights_only=True)
-    else:
-        caches = {name: cache_states(model, s, args.llm_batch_size) for name, s in
-                  (("train", train), ("val", data.val), ("test", data.test))}  # fmt: skip
-        torch.save(caches, states_file)
+        return torch.load(states_file, weights_only=True)
+    caches = {name: cache_states(model, s, args.llm_batch_size) for name, s in
+              (("train", train), ("val", data.val), ("test", data.test))}  # fmt: skip
+    torch.save(caches, states_file)
+    return caches
+
+
+def main() -> None:
+    args = parse_probe_args(__doc__, train_samples=6000, epochs=60)
+
+    cfg, data, model, train = load_probe_inputs(args)
+    student = model.student
+    ks = list(cfg.metrics.ks)
+    start = time.perf_counter()
+    caches = load_or_cache_states(args, model, train, data)
     cache_s = time.perf_counter() - start
     head, best_epoch, history = refit_head(student, caches["train"], train, caches["val"], data.val, args, ks)
     rows = []

@@ -51,3 +51,22 @@ def test_paired_seeds_names_a_bad_pair(tmp_path) -> None:
     proc = run("--pair", f"{missing}:{missing}")
     assert proc.returncode != 0 and f"error: --pair: {missing} is not a checkpoint file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_crossfit_folds_cover_every_user_once_and_keep_fold_users_out() -> None:
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from teacher_crossfit_probe import fold_of_users
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    users = np.repeat(np.arange(23), 4)  # rows of 23 users
+    fold = fold_of_users(users, 5, seed=3)
+    assert sorted(np.bincount(fold[np.arange(23)], minlength=5)) == [4, 4, 5, 5, 5]  # near-equal folds
+    assert np.array_equal(fold, fold_of_users(users, 5, seed=3))  # seeded
+    assert not np.array_equal(fold, fold_of_users(users, 5, seed=4))
+    for k in range(5):  # a fold's SASRec trains on the other folds' rows: none of fold k's users
+        kept = users[fold[users] != k]
+        assert set(kept).isdisjoint(set(np.flatnonzero(fold[:23] == k)))
+        assert len(set(kept)) + int((fold[:23] == k).sum()) == 23
