@@ -9,7 +9,8 @@ to correct errors the SASRec does not make on new users. Cross-fitting (stacked 
 mismatch: the users are split into K folds, one SASRec per fold is trained WITHOUT that fold's users (same
 config, same epochs budget, validation-picked), and a training row's base scores come from the SASRec that did
 not see its user. Because the head is linear in the item space (``score(z + P) = score(z) + score(P)`` for the
-tied output layer), the residual ``score(P(h_u))`` is added to whichever base scores a row has: out-of-fold ones
+tied output layer; minus the
+bias for a Linear one), the residual ``score(P(h_u))`` is added to whichever base scores a row has: out-of-fold ones
 while fitting, the full SASRec's on validation and test. Validation picks the epoch, as in the stage.
 
 The LLM states ``h_u`` are those of bench/teacher_head_probe.py (same teacher, same rows, same file under
@@ -29,7 +30,15 @@ import numpy as np
 import torch
 
 from bench_common import base_overrides, command_line, compose_cfg, markdown_table
-from teacher_head_probe import load_or_cache_states, load_probe_inputs, parse_probe_args
+from teacher_head_probe import (
+    base_scores,
+    fit_residual,
+    load_or_cache_states,
+    load_probe_inputs,
+    parse_probe_args,
+    per_sample,
+    residual_scores,
+)
 
 
 def fold_of_users(users: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -63,51 +72,6 @@ def train_fold_students(args, data, fold: np.ndarray) -> list[Path]:
 
         paths.append(Path(json.loads(done.read_text())["best_checkpoint"]))
     return paths
-
-
-@torch.no_grad()
-def base_scores(student, samples) -> torch.Tensor:
-    """[M, N] the student's full scores (history bias included)."""
-    seq = torch.from_numpy(np.asarray(samples.seq, dtype=np.int64))
-    len_seq = torch.from_numpy(np.asarray(samples.len_seq, dtype=np.int64))
-    return torch.cat([student(seq[i : i + 2048], len_seq[i : i + 2048]) for i in range(0, len(samples), 2048)])
-
-
-def per_sample(scores: torch.Tensor, samples, ks) -> dict[str, np.ndarray]:
-    from ilora_dllm2rec.student.evaluator import evaluate_per_sample
-
-    return evaluate_per_sample(lambda b: scores, samples, batch_size=len(samples), ks=ks)
-
-
-def fit_residual(student, h, base, target, val_h, val_base, val, args, ks):
-    """Zero-initialised ``P``; CE of ``base + score(P(h))``; the epoch with the best validation NDCG@10 is kept."""
-    head = torch.nn.Linear(h.shape[1], student.hidden_size)
-    torch.nn.init.zeros_(head.weight)
-    torch.nn.init.zeros_(head.bias)
-    opt = torch.optim.Adam(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    gen = torch.Generator().manual_seed(0)
-
-    def val_ndcg() -> float:
-        with torch.no_grad():
-            return float(per_sample(val_base + student.score(head(val_h)), val, ks)["ndcg@10"].mean())
-
-    history = [val_ndcg()]
-    best = (history[0], 0, {k: v.clone() for k, v in head.state_dict().items()})
-    for epoch in range(1, args.epochs + 1):
-        order = torch.randperm(len(target), generator=gen)
-        for first in range(0, len(order), args.batch_size):
-            idx = order[first : first + args.batch_size]
-            loss = torch.nn.functional.cross_entropy(base[idx] + student.score(head(h[idx])), target[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        history.append(val_ndcg())
-        if history[-1] > best[0]:
-            best = (history[-1], epoch, {k: v.clone() for k, v in head.state_dict().items()})
-        elif epoch - best[1] >= args.patience:
-            break
-    head.load_state_dict(best[2])
-    return head, best[1], history
 
 
 def main() -> None:
@@ -149,8 +113,8 @@ def main() -> None:
             student, caches["train"]["h"], base, target, caches["val"]["h"], val_base, data.val, args, ks
         )
         with torch.no_grad():
-            val = per_sample(val_base + student.score(head(caches["val"]["h"])), data.val, ks)
-            test = per_sample(test_base + student.score(head(caches["test"]["h"])), data.test, ks)
+            val = per_sample(val_base + residual_scores(student, head, caches["val"]["h"]), data.val, ks)
+            test = per_sample(test_base + residual_scores(student, head, caches["test"]["h"]), data.test, ks)
         cmp = paired_comparison(frozen["test"]["ndcg@10"], test["ndcg@10"])
         print(f"{label}: best epoch {best_epoch} of {len(history) - 1}, {time.perf_counter() - start:.0f} s, "
               "val per epoch " + ", ".join(f"{v:.4f}" for v in history))  # fmt: skip
