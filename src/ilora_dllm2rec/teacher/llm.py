@@ -81,14 +81,29 @@ def resolve_llm_source(llm_path: str, model_cache_dir: str | Path, *, allow_down
     if llm_path.startswith(EMBEDDED_PREFIX) or llm_path.lower().endswith(".gguf"):
         with rank_zero_first():  # DDP: one rank converts, the others load the converted cache
             return str(prepare_llm(llm_path, model_cache_dir, allow_download=allow_download))
+    check_local_llm_path(llm_path)
+    local = Path(llm_path).expanduser()
+    return str(local) if local.is_dir() else llm_path  # a Transformers folder, else a Hugging Face id
+
+
+def check_local_llm_path(llm_path: str) -> None:
+    """ArtifactError for a local ``llm_path`` that cannot load: a missing file or folder, a folder without
+    ``config.json``, a missing ``.gguf``. Cheap (no conversion, no network), so entry points call it before
+    any training; ``embedded:``, ``tiny:`` and Hugging Face ids pass (they are checked when loaded)."""
+    llm_path = str(llm_path).strip()
+    if llm_path.startswith((TINY_PREFIX, EMBEDDED_PREFIX)):
+        return
     local = Path(llm_path).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise ArtifactError(f"teacher.llm_path={llm_path}: folder has no config.json (not a Transformers model)")
-        return str(local)
-    if llm_path.startswith(("/", ".", "~")) or llm_path.count("/") > 1:  # a path, not an "org/name" id
-        raise ArtifactError(f"teacher.llm_path={llm_path} does not exist: give a model folder, a .gguf file or a HF id")
-    return llm_path  # Hugging Face id
+        return
+    path_like = llm_path.startswith(("/", ".", "~")) or llm_path.count("/") > 1  # not an "org/name" id
+    if path_like or llm_path.lower().endswith(".gguf"):
+        if not local.exists():
+            raise ArtifactError(
+                f"teacher.llm_path={llm_path} does not exist: give a model folder, a .gguf file or a HF id"
+            )
 
 
 def load_llm(

@@ -20,6 +20,7 @@ from ..student.train import find_baseline, load_student_checkpoint
 from .ensemble_teacher import load_ensemble_teacher, run_ensemble_teacher_stage
 from .export import predict_top_n
 from .id_teacher import load_id_teacher, run_id_teacher_stage
+from .llm import check_local_llm_path
 from .train import load_teacher_checkpoint, run_teacher_stage
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,10 @@ def export_top_n(cfg: DictConfig, data: SplitData) -> int:
 def check_export_inputs(cfg: DictConfig, data: SplitData, run: RunDir) -> None:
     """Before a teacher is trained: fail now, not after training, on an export setting that cannot work or a
     selection policy that will find no baseline (the iLoRA stage finds or trains its own baseline first, so
-    only the ID backends can miss one)."""
+    only the ID backends can miss one), or an LLM folder or file that is not there."""
     export_top_n(cfg, data)
+    if str(cfg.teacher.backend) == "ilora":
+        check_local_llm_path(str(cfg.teacher.llm_path))
     if str(cfg.teacher.backend) != "ilora" and build_selection_policy(cfg.active).needs_student:
         selection_student_path(cfg, data, run)
 
