@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig
 
 from .errors import ConfigError
@@ -20,7 +21,8 @@ def resolve_precision(precision: str | int | None) -> str:
     """bf16 only where the hardware supports it; otherwise fall back to fp32 with a message."""
     precision = str(precision or "32-true")
     if precision.startswith("bf16"):
-        cuda_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        # including_emulation=False: a T4 (Colab's default GPU) "supports" bf16 only by emulation, slowly
+        cuda_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
         if torch.cuda.is_available() and not cuda_ok:
             log.warning("precision %s requested but this GPU has no bf16; using 32-true", precision)
             return "32-true"
@@ -28,6 +30,29 @@ def resolve_precision(precision: str | int | None) -> str:
         log.warning("precision %s needs a CUDA GPU; using 32-true on CPU", precision)
         return "32-true"
     return precision
+
+
+def inference_device(train_cfg: DictConfig) -> torch.device:
+    """Where a stage runs its own inference outside Lightning (teacher evaluation, item embeddings, head refit):
+    the GPU the trainer used when it used one (this rank's, under DDP), else the CPU. An LLM scored on the CPU
+    after GPU training would take hours at 7B scale, and FlashAttention has no CPU path at all."""
+    if torch.cuda.is_available() and str(train_cfg.accelerator) in ("auto", "gpu", "cuda"):
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def training_strategy(name: str) -> str | DDPStrategy:
+    """Lightning's strategy for ``train.strategy``; ``ddp`` / ``ddp_spawn`` without re-broadcasting buffers.
+
+    DDP re-sends every module buffer from rank 0 before each forward by default. Ours never change during
+    training (the distillation's per-row teacher tables of [num_train, K], the LLM item table, propensities,
+    rotary frequencies) and some are large: ~120 MB per step for ml-1m's teacher tables. No module here has
+    BatchNorm-style running statistics that would need the broadcast."""
+    if name == "ddp":
+        return DDPStrategy(broadcast_buffers=False)
+    if name == "ddp_spawn":
+        return DDPStrategy(start_method="spawn", broadcast_buffers=False)
+    return name
 
 
 def checkpoint_callback(dirpath: Path, monitor: str) -> ModelCheckpoint:
@@ -70,7 +95,7 @@ def build_trainer(
     trainer = L.Trainer(
         accelerator=str(train_cfg.accelerator),
         devices=train_cfg.devices,
-        strategy=str(train_cfg.strategy),
+        strategy=training_strategy(str(train_cfg.strategy)),
         precision=resolve_precision(train_cfg.precision),
         max_epochs=int(max_epochs if max_epochs is not None else train_cfg.max_epochs),
         gradient_clip_val=train_cfg.gradient_clip_val,

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from ..core.artifacts import find_latest_artifact, fingerprint_matcher, read_manifest, write_json_atomic
@@ -17,6 +18,7 @@ from ..core.errors import ArtifactError, ConfigError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file
 from ..core.significance import paired_comparison
+from ..core.trainer import inference_device
 from ..data import SplitData
 from ..student.evaluator import evaluate_per_sample
 from ..student.train import load_student_checkpoint
@@ -54,7 +56,13 @@ def score_fn_for(name: str, ckpt: Path, manifest: dict, data: SplitData, cfg: Di
         from ..teacher.train import load_teacher_checkpoint
 
         model, _ = load_teacher_checkpoint(ckpt, data, cfg)
-        return lambda b: model.score(b["seq"], b["len_seq"]), int(cfg.teacher.eval_batch_size), True
+        device = inference_device(cfg.train)  # an LLM on the GPU when there is one; the ID models stay on the CPU
+        model.to(device)
+
+        def score(b: dict) -> torch.Tensor:
+            return model.score(b["seq"].to(device), b["len_seq"].to(device)).float().cpu()
+
+        return score, int(cfg.teacher.eval_batch_size), True
     if name == "teacher" and manifest.get("backend") == "ensemble":
         from ..teacher.ensemble_teacher import load_ensemble_teacher
 

@@ -66,9 +66,12 @@ def cache_states(model: ILoRAModel, samples: SampleSet, batch_size: int) -> dict
 
 
 def _scores(model: ILoRAModel, states: dict, rows: torch.Tensor, samples: SampleSet) -> torch.Tensor:
-    seq = torch.from_numpy(np.asarray(samples.seq[rows.numpy()], dtype=np.int64))
-    len_seq = torch.from_numpy(np.asarray(samples.len_seq[rows.numpy()], dtype=np.int64))
-    return model.head_scores(states["h"][rows], states["z"][rows], seq, len_seq)[1]
+    """[len(rows), N] scores on the head's device (the cached states and the row ids live on the CPU)."""
+    device = next(model.head.parameters()).device
+    rows = rows.cpu()
+    seq = torch.from_numpy(np.asarray(samples.seq[rows.numpy()], dtype=np.int64)).to(device)
+    len_seq = torch.from_numpy(np.asarray(samples.len_seq[rows.numpy()], dtype=np.int64)).to(device)
+    return model.head_scores(states["h"][rows].to(device), states["z"][rows].to(device), seq, len_seq)[1]
 
 
 def _val_ndcg(model: ILoRAModel, states: dict, samples: SampleSet, ks: list[int], exclude_history: bool) -> float:
@@ -79,7 +82,8 @@ def _val_ndcg(model: ILoRAModel, states: dict, samples: SampleSet, ks: list[int]
         offset[0] += len(rows)
         return _scores(model, states, rows, samples)
 
-    return evaluate(score, samples, batch_size=1024, ks=ks, exclude_history=exclude_history)["ndcg@10"]
+    device = next(model.head.parameters()).device  # the evaluator's batches (targets) go where the scores are
+    return evaluate(score, samples, batch_size=1024, ks=ks, exclude_history=exclude_history, device=device)["ndcg@10"]
 
 
 def refit_head(
@@ -116,7 +120,8 @@ def refit_head(
             order = torch.randperm(len(train), generator=generator)
             for first in range(0, len(train), int(refit.batch_size)):
                 rows = order[first : first + int(refit.batch_size)]
-                loss = torch.nn.functional.cross_entropy(_scores(model, train_states, rows, train), targets[rows])
+                scores = _scores(model, train_states, rows, train)
+                loss = torch.nn.functional.cross_entropy(scores, targets[rows].to(scores.device))
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"teacher head refit loss became {loss.item()} in epoch {epoch}; lower "

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from ..core.artifacts import find_latest_artifact, fingerprint_matcher, read_manifest, update_json
 from ..core.errors import ArtifactError, ConfigError
 from ..core.run_logging import RunDir, stage_log_file
+from ..core.trainer import inference_device
 from ..data import SplitData
 from ..distill.data_bridge import make_manifest, write_teacher_outputs
 from ..distill.selection_policy import SelectionContext, build_selection_policy, student_entropy_and_topk
@@ -137,8 +138,9 @@ def run_export_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | No
         if result is None:  # non-zero rank under DDP: rank 0 writes
             return None
         ranks, dists = result
+        teacher.to(inference_device(cfg.train))  # Lightning's predict teardown left it on the CPU
         with torch.inference_mode():
-            embeddings = teacher.item_embeddings(int(export_cfg.batch_size))
+            embeddings = teacher.item_embeddings(int(export_cfg.batch_size)).cpu()
         elapsed = time.perf_counter() - start
         manifest = make_manifest(
             data_fingerprint=data.fingerprint,

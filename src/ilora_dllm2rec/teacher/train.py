@@ -11,11 +11,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core.artifacts import atomic_path, read_manifest, write_json_atomic, write_manifest
 from ..core.config import with_train_preset
+from ..core.distributed import barrier, is_rank_zero
 from ..core.errors import ArtifactError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.seed import set_seed
-from ..core.trainer import build_trainer
+from ..core.trainer import build_trainer, inference_device
 from ..data import SampleSet, SplitData, build_dataloader
 from ..student.base import SequentialRecommender
 from ..student.evaluator import evaluate
@@ -91,9 +92,12 @@ def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str) -> Sample
     return subset(getattr(data, split), cfg.teacher.get("max_eval_samples"), None, int(cfg.general.seed))
 
 
-def evaluate_teacher(model: ILoRAModel, data: SplitData, cfg: DictConfig, score_fn=None) -> dict:
+def evaluate_teacher(
+    model: ILoRAModel, data: SplitData, cfg: DictConfig, score_fn=None, device: torch.device | str = "cpu"
+) -> dict:
     """Val and test with the shared evaluator (same protocol as the students), on the teacher's users
-    (``teacher.max_eval_samples``); ``score_fn`` scores another model on exactly those users."""
+    (``teacher.max_eval_samples``); ``score_fn`` scores another model on exactly those users. ``model`` must
+    already be on ``device`` (the batches are moved there)."""
     model.eval()
     out = {}
     for split in ("val", "test"):
@@ -106,6 +110,7 @@ def evaluate_teacher(model: ILoRAModel, data: SplitData, cfg: DictConfig, score_
             exclude_history=bool(cfg.metrics.exclude_history),
             progress=bool(cfg.logging.progress_bar),
             description=f"teacher {split}",
+            device=device,
         )
         out[split]["num_samples"] = len(samples)
     return out
@@ -173,9 +178,7 @@ def refit_teacher_head(
     refit_cfg = cfg.teacher.head_refit
     seed = int(cfg.general.seed)
     train = subset(data.train, int(refit_cfg.samples), None, seed)
-    accelerator = str(cfg.train.accelerator)
-    on_gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
-    model.to(torch.device("cuda", torch.cuda.current_device()) if on_gpu else "cpu")
+    model.to(inference_device(cfg.train))
     with time_block(run, "teacher_head_refit_time"):
         result = refit_head(
             model,
@@ -187,14 +190,15 @@ def refit_teacher_head(
             exclude_history=bool(cfg.metrics.exclude_history),
             llm_batch_size=int(cfg.teacher.eval_batch_size),
         )
-    model.to("cpu")
     state = dict(best_state)
     state["state_dict"] = dict(best_state["state_dict"])
     for name, tensor in model.head.state_dict().items():
         state["state_dict"][f"model.head.{name}"] = tensor.detach().cpu().clone()
     path = run.models("teacher") / "head_refit.ckpt"
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    if is_rank_zero():  # under DDP every rank refits the same head; one writes it
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    barrier()
     slog.info(
         "head refit on %d training samples (states %.0f s): best epoch %d, val ndcg@10 %.4f -> %.4f; saved %s",
         result.num_samples,
@@ -266,11 +270,15 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
         refit = None
         if int(cfg.teacher.head_refit.samples) > 0:
             refit, best = refit_teacher_head(cfg, run, data, model, val, best_state, slog)
-        model.to("cpu")  # seed 000: after fit, evaluate on a known device
-        results = evaluate_teacher(model, data, cfg)
+        # seed 000: after fit, evaluate on a known device (Lightning's teardown has moved the module to the CPU)
+        device = inference_device(cfg.train)
+        model.to(device)
+        results = evaluate_teacher(model, data, cfg, device=device)
         # the frozen student on the same users: the teacher's gain over it is the stage's headline number,
         # and with teacher.max_eval_samples the students' own metrics cover other users
-        frozen = evaluate_teacher(model, data, cfg, score_fn=lambda b: model.student(b["seq"], b["len_seq"]))
+        frozen = evaluate_teacher(
+            model, data, cfg, score_fn=lambda b: model.student(b["seq"], b["len_seq"]), device=device
+        )
         payload = {
             "stage": stage,
             "model": "ilora",
