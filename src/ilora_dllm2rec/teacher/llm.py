@@ -129,9 +129,17 @@ def load_llm(
     kwargs = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, attn_implementation=attn, **{_DTYPE_KW: torch_dtype}, **kwargs
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                source, attn_implementation=attn, **{_DTYPE_KW: torch_dtype}, **kwargs
+            )
+        except ValueError as exc:  # e.g. Gemma2 in transformers 5: no sdpa path for this architecture
+            if attn == "eager" or "attention implementation" not in str(exc):
+                raise
+            log.warning("teacher.attn_implementation=%s: not supported by this LLM (%s); using eager", attn, exc)
+            model = AutoModelForCausalLM.from_pretrained(
+                source, attn_implementation="eager", **{_DTYPE_KW: torch_dtype}, **kwargs
+            )
     except OSError as exc:
         if is_local:
             raise ArtifactError(f"teacher.llm_path={llm_path}: cannot load model from {source}: {exc}") from exc

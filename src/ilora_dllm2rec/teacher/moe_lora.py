@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 from ..core.errors import ConfigError
 
@@ -115,9 +116,32 @@ class MoELoRALinear(nn.Module):
         return f"experts={self.num_experts}, rank_per_expert={self.rank}, scaling={self.scaling:g}"
 
 
+def _is_projection(module: nn.Module) -> bool:
+    """nn.Linear, or transformers' Conv1D (GPT-2 style: a linear layer with its weight stored transposed)."""
+    return isinstance(module, (nn.Linear, Conv1D))
+
+
+def _adaptable(name: str, module: nn.Module) -> bool:
+    # the LM head never runs here (the teacher reads hidden states), so adapting it would train nothing
+    return bool(name) and _is_projection(module) and name.rsplit(".", 1)[-1] != "lm_head"
+
+
 def linear_layer_names(model: nn.Module) -> list[str]:
-    """Deduplicated last-name components of the model's nn.Linear layers (q_proj, k_proj, ...)."""
-    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear) and name})
+    """Deduplicated last-name components of the model's adaptable linear layers (q_proj, k_proj, ...)."""
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if _adaptable(name, m)})
+
+
+def as_linear(layer: nn.Module) -> nn.Linear:
+    """``layer`` itself, or an equivalent nn.Linear for a Conv1D (``y = x W + b`` with W [in, out])."""
+    if isinstance(layer, nn.Linear):
+        return layer
+    weight = layer.weight  # Conv1D: [in_features, out_features]
+    linear = nn.Linear(weight.shape[0], weight.shape[1], device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        linear.weight.copy_(weight.T)
+        linear.bias.copy_(layer.bias)
+    linear.requires_grad_(weight.requires_grad)
+    return linear
 
 
 def _matches(name: str, target: str) -> bool:
@@ -134,7 +158,8 @@ def inject_moelora(
     dropout: float = 0.1,
     context: GateContext | None = None,
 ) -> list[str]:
-    """Replace every nn.Linear whose name ends with a target by a MoELoRALinear; return the replaced names.
+    """Replace every linear layer (nn.Linear, or a GPT-2 Conv1D turned into its nn.Linear) whose name ends with a
+    target by a MoELoRALinear; return the replaced names.
 
     All replaced layers share ``context`` (one gate per instance for every layer). Unknown targets -> ConfigError.
     """
@@ -144,9 +169,7 @@ def inject_moelora(
         raise ConfigError("teacher.target_modules is empty: list linear layers to adapt, e.g. [q_proj, v_proj]")
     context = context if context is not None else GateContext()
     found = {
-        name: m
-        for name, m in model.named_modules()
-        if isinstance(m, nn.Linear) and any(_matches(name, t) for t in targets) and "lm_head" not in name
+        name: m for name, m in model.named_modules() if _adaptable(name, m) and any(_matches(name, t) for t in targets)
     }
     unknown = [t for t in targets if not any(_matches(n, t) for n in found)]
     if unknown:
@@ -157,7 +180,7 @@ def inject_moelora(
     for name, linear in found.items():
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, MoELoRALinear(linear, num_experts, r, alpha, dropout, context))
+        setattr(parent, child, MoELoRALinear(as_linear(linear), num_experts, r, alpha, dropout, context))
     return sorted(found)
 
 
@@ -179,7 +202,11 @@ def apply_peft_lora(
             f"teacher.target_modules {unknown or targets} match no linear layer of this LLM: "
             f"available names are {available}"
         )
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none")
+    # GPT-2 style Conv1D layers store W transposed: PEFT needs fan_in_fan_out for them
+    conv1d = any(isinstance(m, Conv1D) and any(_matches(n, t) for t in targets) for n, m in model.named_modules())
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none", fan_in_fan_out=conv1d
+    )
     return get_peft_model(model, config)
 
 
