@@ -48,37 +48,26 @@ _LLAMA_LIKE = {
     "num_key_value_heads": HEADS,
     "max_position_embeddings": 1024,
 }
+_OPT = {
+    "hidden_size": H,
+    "ffn_dim": 2 * H,
+    "num_hidden_layers": LAYERS,
+    "num_attention_heads": HEADS,
+    "max_position_embeddings": 1024,
+    "word_embed_proj_dim": H,
+}
 ARCHS: dict[str, tuple[type, type, dict]] = {
     "llama": (tf.LlamaConfig, tf.LlamaForCausalLM, {**_LLAMA_LIKE, "tie_word_embeddings": True}),  # the control
     "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM, {**_LLAMA_LIKE, "tie_word_embeddings": True}),
     "mistral": (tf.MistralConfig, tf.MistralForCausalLM, {**_LLAMA_LIKE, "sliding_window": 32}),
     "gemma": (tf.GemmaConfig, tf.GemmaForCausalLM, {**_LLAMA_LIKE, "head_dim": H // HEADS}),
     "gemma2": (tf.Gemma2Config, tf.Gemma2ForCausalLM, {**_LLAMA_LIKE, "head_dim": H // HEADS, "sliding_window": 32}),
-    "opt": (
-        tf.OPTConfig,
-        tf.OPTForCausalLM,
-        {
-            "hidden_size": H,
-            "ffn_dim": 2 * H,
-            "num_hidden_layers": LAYERS,
-            "num_attention_heads": HEADS,
-            "max_position_embeddings": 1024,
-            "word_embed_proj_dim": H,
-        },
-    ),
+    "opt": (tf.OPTConfig, tf.OPTForCausalLM, _OPT),
     # OPT-350m's layout: embeddings narrower than the decoder (project_in / project_out), post-layer-norm
     "opt_proj": (
         tf.OPTConfig,
         tf.OPTForCausalLM,
-        {
-            "hidden_size": H,
-            "ffn_dim": 2 * H,
-            "num_hidden_layers": LAYERS,
-            "num_attention_heads": HEADS,
-            "max_position_embeddings": 1024,
-            "word_embed_proj_dim": H // 2,
-            "do_layer_norm_before": False,
-        },
+        {**_OPT, "word_embed_proj_dim": H // 2, "do_layer_norm_before": False},
     ),
     "gpt_neox": (
         tf.GPTNeoXConfig,
