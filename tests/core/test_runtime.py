@@ -63,3 +63,39 @@ def test_auto_is_accepted_only_by_auto_switches() -> None:
         check_switch_values(OmegaConf.create({"distill": {"use_ranking_distill": "auto"}}))
     with pytest.raises(ConfigError, match="distill.use_dros='sometimes' must be true, false or auto"):
         check_switch_values(OmegaConf.create({"distill": {"use_dros": "sometimes"}}))
+
+
+class TrimLibc:
+    def __init__(self) -> None:
+        self.trims = 0
+
+    def malloc_trim(self, pad) -> int:
+        self.trims += 1
+        return 1
+
+
+def test_release_free_heap_calls_malloc_trim() -> None:
+    libc = TrimLibc()
+    assert runtime.release_free_heap(libc) is True and libc.trims == 1
+    assert runtime.release_free_heap(object()) is False  # no malloc_trim: nothing to do
+    if sys.platform.startswith("linux"):
+        assert runtime.release_free_heap() is True  # the real glibc
+        assert runtime.resident_mb() > 10
+
+
+def test_heap_guard_trims_only_past_its_slack(monkeypatch) -> None:
+    """Growth within the slack (an LLM's working set) is left alone; past it the heap is released once and the
+    new base is what remains."""
+    rss = iter([1000.0, 1500.0, 2100.0, 1200.0, 1900.0, 2300.0, 1300.0])
+    monkeypatch.setattr(runtime, "resident_mb", lambda: next(rss))
+    released = []
+    monkeypatch.setattr(runtime, "release_free_heap", lambda: released.append(1) or True)
+    guard = runtime.HeapGuard(slack_mb=1024)  # base 1000
+    guard.check()  # 1500: within
+    assert released == []
+    guard.check()  # 2100: trim, base -> 1200
+    assert released == [1] and guard.base == 1200.0
+    guard.check()  # 1900: within the new base's slack
+    assert released == [1]
+    guard.check()  # 2300: trim, base -> 1300
+    assert released == [1, 1] and guard.trims == 2 and guard.base == 1300.0

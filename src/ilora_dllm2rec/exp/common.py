@@ -25,7 +25,7 @@ from ..core.errors import UserError
 from ..core.git_info import save_git_info
 from ..core.override_check import check_command_line
 from ..core.run_logging import RunDir
-from ..core.runtime import tune_malloc
+from ..core.runtime import release_free_heap, tune_malloc
 from ..core.value_checks import check_value_ranges
 
 log = logging.getLogger("ilora_dllm2rec")
@@ -79,6 +79,7 @@ def mark_stage_complete(run: RunDir, stage: str, info: dict | None = None, cfg: 
     if cfg is not None and stage in STAGE_SECTIONS:
         stages[stage]["config_key"] = stage_config_key(cfg, stage)
     update_json(manifest_path, {"completed_stages": stages, "run_dir": str(run.root)})
+    release_free_heap()  # the next stage starts from what is in use, not from this stage's freed peak
 
 
 def _config_mismatch(cfg: DictConfig, run: RunDir, stage: str) -> str | None:

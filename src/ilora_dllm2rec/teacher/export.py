@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from omegaconf import DictConfig
 
+from ..core.runtime import HeapGuard
 from ..core.trainer import resolve_precision
 from ..data import SampleSet, build_dataloader
 from .prompts import prompt_token_counts
@@ -42,6 +43,17 @@ class TopNPredictor(L.LightningModule):
         scores = self.teacher.score(batch["seq"], batch["len_seq"]).float()
         top = torch.topk(torch.log_softmax(scores, dim=-1), self.top_n, dim=-1)
         return {"index": batch["index"].cpu(), "ids": top.indices.cpu(), "dist": (-top.values).clamp(min=0).cpu()}
+
+
+class HeapGuardCallback(L.Callback):
+    """Releases the free heap when a predict loop over every training row has grown it by a GB
+    (core/runtime.py: HeapGuard); an LLM's steady working set stays below that and is not trimmed."""
+
+    def __init__(self) -> None:
+        self.guard = HeapGuard()
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.guard.check()
 
 
 class ShardWriter(BasePredictionWriter):
@@ -110,7 +122,7 @@ def predict_top_n(
             enable_progress_bar=False,
             enable_model_summary=False,
             use_distributed_sampler=False,
-            callbacks=[ShardWriter(tmp)],
+            callbacks=[ShardWriter(tmp), HeapGuardCallback()],
         )
         # batch prompts of similar length together (less padding); rows are put back in order below
         order = length_order(teacher, samples)
