@@ -99,3 +99,16 @@ def test_heap_guard_trims_only_past_its_slack(monkeypatch) -> None:
     assert released == [1]
     guard.check()  # 2300: trim, base -> 1300
     assert released == [1, 1] and guard.trims == 2 and guard.base == 1300.0
+
+
+def test_heap_guard_backs_off_when_the_growth_is_a_working_set(monkeypatch) -> None:
+    """Growth back past the slack right after a trim is the loop's own working set: the slack doubles."""
+    rss = iter([1000.0] + [2100.0, 1000.0] * 4)
+    monkeypatch.setattr(runtime, "resident_mb", lambda: next(rss))
+    monkeypatch.setattr(runtime, "release_free_heap", lambda: True)
+    guard = runtime.HeapGuard(slack_mb=1024, min_batches=10)
+    for _ in range(3):
+        guard.check()
+    assert guard.trims == 2 and guard.slack_mb == 2048  # the second trim came one batch after the first
+    guard.check()  # 2100 - 1000 = 1100 < 2048: no more trims
+    assert guard.trims == 2

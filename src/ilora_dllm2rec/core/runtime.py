@@ -80,17 +80,25 @@ def resident_mb() -> float | None:
 class HeapGuard:
     """Call :meth:`check` once per batch of a long loop: when the process has grown ``slack_mb`` beyond the
     resident size after the last trim, the free heap is released. A loop whose working set fits in the slack
-    (an LLM's activations) is never trimmed, so :func:`tune_malloc`'s page reuse is kept."""
+    (an LLM's activations) is never trimmed, so :func:`tune_malloc`'s page reuse is kept; one whose working
+    set is larger would be trimmed every batch, so a trim within ``min_batches`` of the previous one doubles
+    the slack instead of thrashing."""
 
-    def __init__(self, slack_mb: float = 1024.0) -> None:
+    def __init__(self, slack_mb: float = 1024.0, min_batches: int = 10) -> None:
         self.slack_mb = slack_mb
+        self.min_batches = min_batches
         self.base = resident_mb()
         self.trims = 0
+        self.since_trim = 0
 
     def check(self) -> None:
+        self.since_trim += 1
         now = resident_mb()
         if now is None or self.base is None or now - self.base <= self.slack_mb:
             return
+        if self.trims and self.since_trim < self.min_batches:
+            self.slack_mb *= 2  # the growth is this loop's working set, not leftover free memory
         if release_free_heap():
             self.trims += 1
+        self.since_trim = 0
         self.base = resident_mb()
