@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from bench_common import command_line
 
 
+# not core/runtime.resident_mb: this script must also run on the code before that existed (git stash)
 def resident_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * 4096 / 2**20
