@@ -125,3 +125,34 @@ def test_init_from_baseline_copies_every_baseline_weight(tiny_cfg, tmp_path, exp
     copied = student.state_dict()
     for key, value in baseline.state_dict().items():
         assert torch.equal(copied[key], value), key
+
+
+@pytest.mark.parametrize(("student_loss", "form"), [("ce", "softmax"), ("bce", "bce")])
+def test_rd_form_auto_and_listwise_term_train_end_to_end(tiny_cfg, tmp_path, exported, student_loss, form):
+    data, _ = exported
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    extra = [f"student.loss={student_loss}", "distill.listwise_weight=1.0", "distill.listwise_topn=15",
+             "distill.listwise_temperature=2.0", "distill.use_embedding_distill=false"]
+    result = run_distill_stage(distill_cfg(tiny_cfg, extra), run, data)
+    assert np.isfinite(result["test"]["ndcg@10"])
+    log = (run.root / "logs" / "train_distill.log").read_text()
+    assert f"rd_form={form}, K=10" in log and "listwise_weight=1.0 over 15 columns" in log
+
+
+def test_listwise_topn_above_the_export_is_a_config_error(tiny_cfg, tmp_path, exported):
+    data, _ = exported
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    cfg = distill_cfg(tiny_cfg, ["distill.listwise_weight=1.0", "distill.listwise_topn=500"])
+    with pytest.raises(ConfigError, match=r"distill\.listwise_topn=500 exceeds top_n"):
+        run_distill_stage(cfg, run, data)
+
+
+def test_bucket_normaliser_refuses_distances_that_are_not_log_probabilities(tiny_cfg, tmp_path, exported):
+    data, trun = exported
+    conf = trun.teacher_outputs / "confidence_train.txt"
+    conf.write_text("\n".join(" ".join("0.01" for _ in line.split()) for line in conf.read_text().splitlines()) + "\n")
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    with pytest.raises(ArtifactError, match="confidence_train.txt: row 0.*listwise_normaliser=topn"):
+        run_distill_stage(distill_cfg(tiny_cfg, ["distill.listwise_weight=1.0"]), run, data)
+    topn = distill_cfg(tiny_cfg, ["distill.listwise_weight=1.0", "distill.listwise_normaliser=topn"])
+    assert np.isfinite(run_distill_stage(topn, run, data)["test"]["ndcg@10"])

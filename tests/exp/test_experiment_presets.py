@@ -47,3 +47,14 @@ def test_ml100k_dllm2rec_preset_values() -> None:
     assert cfg.teacher.backend == "sasrec" and cfg.active.strategy == "all"
     assert cfg.distill.use_embedding_distill is False and cfg.distill.use_ranking_distill is True
     assert ilora.teacher.backend == "ilora" and ilora.student.loss == "dros"  # the teacher stays swappable
+
+
+def test_ml100k_ce_distill_preset_values() -> None:
+    """The CE student's distillation: ensemble teacher, softmax ranking distillation + listwise term, every row."""
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("run_pipeline", overrides=["experiment=ml100k_ce_distill"])
+    assert cfg.dataset.name == "ml-100k" and cfg.student.loss == "ce" and cfg.active.strategy == "all"
+    assert cfg.teacher.backend == "ensemble" and cfg.teacher.combine == "log_softmax"
+    assert cfg.teacher.export.top_n >= cfg.distill.candidate_topk
+    assert cfg.distill.rd_form in ("auto", "softmax") and cfg.distill.listwise_weight > 0
+    assert cfg.distill.use_embedding_distill is False

@@ -69,3 +69,13 @@ def test_eval_json_has_best_epoch_from_validation(tiny_cfg, tmp_path):
     result, _ = _run(cfg, tmp_path / "result" / "result_a")
     saved = json.loads((tmp_path / "result" / "result_a" / "metrics" / "eval_baseline.json").read_text())
     assert saved["best_epoch"] == result["best_epoch"] and 0 <= saved["best_epoch"] <= 2
+
+
+def test_progress_is_one_log_line_per_epoch_when_not_on_a_terminal(tiny_cfg, tmp_path):
+    """Piped to a file (pytest's stdout is no terminal), each epoch is one line in the stage log, no bar redraws."""
+    cfg = tiny_cfg(extra=["logging.progress_bar=true", "student.num_epochs=2"])
+    _run(cfg, tmp_path / "result" / "result_a")
+    text = (tmp_path / "result" / "result_a" / "logs" / "train_student_baseline.log").read_text()
+    lines = [x for x in text.splitlines() if "val/ndcg@10" in x and "epoch " in x]
+    assert [x.split("epoch ")[1][:3] for x in lines] == ["0/1", "1/1"], text[-2000:]
+    assert "train/loss" in lines[0] and "(best " in lines[1] and "━" not in text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -55,6 +57,47 @@ def training_strategy(name: str) -> str | DDPStrategy:
     return name
 
 
+class EpochSummary(Callback):
+    """One log line per epoch (train loss, monitored metric, best so far, seconds): the progress record when no
+    live progress bar is drawn (piped to a file, a notebook log, ``logging.progress_bar=false``)."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.best: float | None = None
+        self.started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after this epoch's validation (Lightning runs it before on_train_epoch_end)
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        value = metrics.get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        self.best = value if self.best is None else max(self.best, value)
+        loss = metrics.get("train/loss_epoch", metrics.get("train/loss"))
+        loss_text = f"train/loss {float(loss):.4f}, " if loss is not None else ""
+        log.info(
+            "epoch %d/%d: %s%s %.4f (best %.4f), %.1f s",
+            trainer.current_epoch,
+            trainer.max_epochs - 1,
+            loss_text,
+            self.monitor,
+            value,
+            self.best,
+            time.perf_counter() - self.started,
+        )
+
+
+def live_progress_bar(requested: bool) -> bool:
+    """The live (rich) bar only on a terminal: piped to a file its redraws become 2-3 wrapped lines per update."""
+    return requested and sys.stdout.isatty()
+
+
 def checkpoint_callback(dirpath: Path, monitor: str) -> ModelCheckpoint:
     """Keep ``best.ckpt`` (by the validation metric, mode max) and ``last.ckpt``."""
     ckpt = ModelCheckpoint(
@@ -88,8 +131,8 @@ def build_trainer(
     callbacks: list[Callback] = [ckpt]
     if train_cfg.patience is not None and int(train_cfg.patience) > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(train_cfg.patience)))
-    if progress_bar:
-        callbacks.append(RichProgressBar(leave=True))
+    progress_bar = live_progress_bar(progress_bar)
+    callbacks.append(RichProgressBar(leave=True) if progress_bar else EpochSummary(monitor))
     callbacks.extend(extra_callbacks or [])
     logger = TensorBoardLogger(save_dir=str(tb_dir), name="", version="") if tb_dir is not None else False
     trainer = L.Trainer(

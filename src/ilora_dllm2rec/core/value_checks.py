@@ -33,6 +33,12 @@ NON_NEGATIVE = (lambda v: _number(v) and v >= 0), "a number >= 0"
 HALF_OPEN_UNIT = (lambda v: _number(v) and 0 <= v < 1), "a number in [0, 1)"
 FRACTION = (lambda v: _number(v) and 0 < v <= 1), "a number in (0, 1]"
 POSITIVE_OR_NULL = (lambda v: v is None or (_number(v) and v > 0)), "null or a number > 0"
+POSITIVE_INT_OR_NULL = (lambda v: v is None or POSITIVE_INT[0](v)), "null or an integer >= 1"
+
+
+def _one_of(*choices: str) -> tuple[Callable[[object], bool], str]:
+    return (lambda v: v in choices), "one of " + " | ".join(choices)
+
 
 RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     # the group values the train presets default to (checked first: they are what users set)
@@ -68,6 +74,12 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "distill.lr": POSITIVE,
     "distill.weight_decay": NON_NEGATIVE,
     "distill.candidate_topk": POSITIVE_INT,
+    "distill.rd_form": _one_of("auto", "bce", "softmax"),
+    "distill.rd_temperature": POSITIVE,
+    "distill.listwise_weight": NON_NEGATIVE,
+    "distill.listwise_temperature": POSITIVE,
+    "distill.listwise_normaliser": _one_of("bucket", "topn"),
+    "distill.listwise_topn": POSITIVE_INT_OR_NULL,
     "active.budget_ratio": FRACTION,
     # the train preset of this entry point (and of each pipeline stage: the same keys)
     "train.batch_size": POSITIVE_INT,

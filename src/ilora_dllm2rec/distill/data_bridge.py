@@ -9,7 +9,10 @@ Folder layout (one row per exported training sample, in training-sample order):
 Without ``manifest.json`` (files from the public DLLM2Rec/BIGRec tooling for a sequence-format data
 set) rows are taken as all training samples in file order: the row count and id ranges are
 checked, the order cannot be. Negative distances are an error (``-log p`` is never negative).
-``ranks``/``confidences`` are truncated to ``candidate_topk`` columns at load time.
+``ranks``/``confidences`` are truncated to ``candidate_topk`` columns at load time (or to the listwise KD
+term's ``listwise_topn``, when larger). Distances exported by this platform are ``-log p`` of the teacher's
+full-catalogue softmax (manifest ``"distance": "neg_log_softmax"``), which the listwise KD term's tail
+bucket relies on.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ def make_manifest(
         "num_items": int(num_items),
         "sample_ids": "all" if sample_ids is None else [int(i) for i in np.asarray(sample_ids).tolist()],
         "teacher_checkpoint": teacher_checkpoint,
+        "distance": "neg_log_softmax",  # confidence_train.txt = -log p, p the teacher's full-catalogue softmax
         "export_time_sec": export_time_sec,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -130,8 +134,13 @@ def load_teacher_outputs(
     data_fingerprint: str | None,
     candidate_topk: int,
     load_embeddings: bool = True,
+    listwise_topn: int | None = None,
 ) -> TeacherOutputs:
-    """Read and validate a teacher outputs folder against this run's data (see module docstring)."""
+    """Read and validate a teacher outputs folder against this run's data (see module docstring).
+
+    ``listwise_topn``: the listwise KD term's columns (``distill.listwise_topn``; 0 = every exported column);
+    the result then keeps ``max(candidate_topk, listwise_topn)`` columns instead of ``candidate_topk``.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"teacher outputs folder {folder} does not exist; run the teacher export or set it")
@@ -171,6 +180,14 @@ def load_teacher_outputs(
             f"distill.candidate_topk={candidate_topk} exceeds top_n={ranks.shape[1]} of {ranks_path}; "
             "lower candidate_topk or re-export with a larger top_n"
         )
+    keep = candidate_topk
+    if listwise_topn is not None:
+        if listwise_topn > ranks.shape[1]:
+            raise ConfigError(
+                f"distill.listwise_topn={listwise_topn} exceeds top_n={ranks.shape[1]} of {ranks_path}; "
+                "lower listwise_topn or re-export with a larger teacher.export.top_n"
+            )
+        keep = max(candidate_topk, listwise_topn or ranks.shape[1])
     _check_ids(ranks, ranks_path, num_items)
     _check_distances(conf, conf_path)
 
@@ -184,8 +201,8 @@ def load_teacher_outputs(
             )
     return TeacherOutputs(
         item_embeddings=embeddings,
-        ranks=torch.from_numpy(np.ascontiguousarray(ranks[:, :candidate_topk])),
-        confidences=torch.from_numpy(np.ascontiguousarray(conf[:, :candidate_topk], dtype=np.float32)),
+        ranks=torch.from_numpy(np.ascontiguousarray(ranks[:, :keep])),
+        confidences=torch.from_numpy(np.ascontiguousarray(conf[:, :keep], dtype=np.float32)),
         sample_ids=torch.from_numpy(sample_ids),
         manifest=manifest,
         order_verified=bool(manifest),

@@ -1,7 +1,11 @@
-"""Lightning module for DLLM2Rec distillation: the student's base loss + lam * L_RD.
+"""Lightning module for distillation: the student's base loss + lam * L_RD (+ listwise_weight * L_KD).
 
-Teacher knowledge is held as dense per-training-row tensors (candidate ids, distances, and a
-mask of rows that get the KD loss), looked up by ``batch["index"]``; no per-batch I/O or parsing.
+``L_RD`` takes the form of ``distill.rd_form`` (``bce``: DLLM2Rec's per-candidate sigmoid form; ``softmax``:
+the same weights under the student's softmax, for ``ce`` students); ``L_KD`` is the listwise soft-target
+term over the teacher's exported top-N (distill/softmax_kd.py). Teacher knowledge is held as dense
+per-training-row tensors (candidate ids, distances, and a mask of rows that get the KD loss), looked up
+by ``batch["index"]``; no per-batch I/O or parsing. ``L_RD`` uses the first ``candidate_topk`` columns,
+``L_KD`` the first ``listwise_topn`` (every loaded column when null).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import torch
 
 from ..student.lit_module import StudentLitModule
 from .kd_losses import kd_negatives, ranking_distillation_loss, ranking_loss_kwargs
+from .softmax_kd import listwise_kd_loss, resolve_rd_form, softmax_kd_kwargs, softmax_ranking_distillation_loss
 
 
 class DistillLitModule(StudentLitModule):
@@ -19,7 +24,15 @@ class DistillLitModule(StudentLitModule):
         self.lam = float(distill_cfg["lam"])
         self.use_ranking = bool(distill_cfg.get("use_ranking_distill", True))
         self.n_neg = int(distill_cfg.get("n_neg", 1))
-        self.kd_kwargs = ranking_loss_kwargs(distill_cfg, student_loss=str(self.hparams.student_cfg.get("loss", "ce")))
+        student_loss = str(self.hparams.student_cfg.get("loss", "ce"))
+        self.kd_kwargs = ranking_loss_kwargs(distill_cfg, student_loss=student_loss)
+        self.rd_form = resolve_rd_form(distill_cfg.get("rd_form", "bce"), student_loss)
+        self.rd_temperature = float(distill_cfg.get("rd_temperature", 1.0))
+        self.candidate_topk = int(distill_cfg.get("candidate_topk", 10))
+        self.listwise_weight = float(distill_cfg.get("listwise_weight", 0.0))
+        listwise_topn = distill_cfg.get("listwise_topn")
+        self.listwise_topn = None if listwise_topn is None else int(listwise_topn)
+        self.listwise_kwargs = softmax_kd_kwargs(distill_cfg)
         # filled by set_teacher_knowledge; not persistent: checkpoints hold only the student
         self.register_buffer("cand_ids", torch.zeros(0, 0, dtype=torch.long), persistent=False)
         self.register_buffer("cand_dist", torch.zeros(0, 0), persistent=False)
@@ -35,31 +48,48 @@ class DistillLitModule(StudentLitModule):
         scores, base, parts = self.base_loss(batch)
         loss = base
         size = batch["target"].shape[0]
-        if self.use_ranking and self.lam > 0 and self.cand_ids.numel():
+        if self.cand_ids.numel():
             idx = batch["index"]
-            cand_ids = self.cand_ids[idx]
-            negatives = kd_negatives(
-                batch["seq"],
-                batch["target"],
-                cand_ids,
-                self.model.num_items,
-                self.n_neg,
-                generator=self.negative_generator(),
-            )
-            l_rd = ranking_distillation_loss(
-                scores.float(),
-                cand_ids,
-                self.cand_dist[idx],
-                negatives,
-                self.kd_mask[idx],
-                propensity=self.propensity,
-                **self.kd_kwargs,
-            )
-            loss = base + self.lam * l_rd
-            self.log("train/l_rd", l_rd.detach(), batch_size=size)
+            mask = self.kd_mask[idx]
+            if self.use_ranking and self.lam > 0:
+                l_rd = self.ranking_term(batch, scores, idx, mask)
+                loss = loss + self.lam * l_rd
+                self.log("train/l_rd", l_rd.detach(), batch_size=size)
+            if self.listwise_weight > 0:
+                n = self.listwise_topn
+                l_kd = listwise_kd_loss(
+                    scores.float(), self.cand_ids[idx, :n], self.cand_dist[idx, :n], mask, **self.listwise_kwargs
+                )
+                loss = loss + self.listwise_weight * l_kd
+                self.log("train/l_kd", l_kd.detach(), batch_size=size)
         self.check_finite(loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/base_loss", base.detach(), batch_size=size)
         for name, value in parts.items():
             self.log(f"train/{name}", value, batch_size=size)
         return loss
+
+    def ranking_term(self, batch: dict, scores: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``L_RD`` over the teacher's top ``candidate_topk``, in the form ``distill.rd_form`` resolved to."""
+        k = self.candidate_topk
+        cand_ids, cand_dist = self.cand_ids[idx, :k], self.cand_dist[idx, :k]
+        if self.rd_form == "softmax":
+            weights = {key: self.kd_kwargs[key] for key in _WEIGHT_KEYS}
+            return softmax_ranking_distillation_loss(
+                scores.float(),
+                cand_ids,
+                cand_dist,
+                mask,
+                temperature=self.rd_temperature,
+                mean_over=self.kd_kwargs["mean_over"],
+                **weights,
+            )
+        generator = self.negative_generator()
+        num_items = self.model.num_items
+        negatives = kd_negatives(batch["seq"], batch["target"], cand_ids, num_items, self.n_neg, generator=generator)
+        return ranking_distillation_loss(
+            scores.float(), cand_ids, cand_dist, negatives, mask, propensity=self.propensity, **self.kd_kwargs
+        )
+
+
+_WEIGHT_KEYS = ("gamma_position", "gamma_confidence", "gamma_consistency", "lam_position")

@@ -23,10 +23,11 @@ from ..student.train import (
     fit_student,
     load_student_checkpoint,
 )
-from .data_bridge import TeacherOutputs, load_teacher_outputs, to_dense
+from .data_bridge import CONFIDENCE_FILE, TeacherOutputs, load_teacher_outputs, to_dense
 from .kd_losses import attach_teacher_item_embeddings
 from .lit_module import DistillLitModule
 from .selection_policy import SelectionContext, build_selection_policy, student_entropy_and_topk
+from .softmax_kd import check_log_prob_distances
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,13 @@ def init_from_baseline(model: torch.nn.Module, path: Path, student_cfg: dict) ->
             " baseline, or set distill.init_from_baseline=false"
         )
     model.load_state_dict(source, strict=False)
+
+
+def listwise_columns(dcfg: DictConfig) -> int | None:
+    """Teacher columns the listwise KD term needs: None when it is off, 0 for every exported column."""
+    if float(dcfg.listwise_weight) <= 0:
+        return None
+    return 0 if dcfg.listwise_topn is None else int(dcfg.listwise_topn)
 
 
 def export_matcher(data: SplitData):
@@ -130,8 +138,11 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             data_fingerprint=data.fingerprint,
             candidate_topk=int(dcfg.candidate_topk),
             load_embeddings=bool(dcfg.use_embedding_distill),
+            listwise_topn=listwise_columns(dcfg),
         )
         cand_ids, cand_dist, has_teacher = to_dense(outputs, len(data.train))
+        if float(dcfg.listwise_weight) > 0 and str(dcfg.listwise_normaliser) == "bucket":
+            check_log_prob_distances(outputs.confidences, str(folder / CONFIDENCE_FILE))
         kd_mask = kd_mask_for(cfg, data, outputs, has_teacher, run)
         use_emb = bool(dcfg.use_embedding_distill) and outputs.item_embeddings is not None
         module = build_student_module(
@@ -153,10 +164,14 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             )
         module.set_teacher_knowledge(cand_ids, cand_dist, kd_mask)
         slog.info(
-            "distilling from %s: K=%d, lam=%s, ed_weight=%s, KD rows %d/%d",
+            "distilling from %s: rd_form=%s, K=%d, lam=%s, listwise_weight=%s over %d columns, ed_weight=%s, "
+            "KD rows %d/%d",
             folder,
-            cand_ids.shape[1],
+            module.rd_form,
+            int(dcfg.candidate_topk),
             dcfg.lam,
+            dcfg.listwise_weight,
+            cand_ids.shape[1],
             dcfg.ed_weight if use_emb else 0.0,
             int(kd_mask.sum()),
             len(data.train),

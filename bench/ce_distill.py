@@ -1,0 +1,258 @@
+"""Distilled CE students vs. their own CE baselines on MovieLens-100K, over seeds, paired and pooled.
+
+    PYTHONPATH=src:bench python bench/ce_distill.py --data-dir ../shared/data/ml-100k --work-dir /tmp/ce \
+        [--seeds 42,0,1] [--students sasrec,gru4rec,caser] [--arms ensemble,self,bce] [--jobs 2 --threads 1] \
+        [--arm-override ensemble=distill.listwise_weight=2 ...] [--ilora-export DIR]
+
+Every row is a real entry-point run (``run-student-baseline``, ``run-teacher``, ``run-distill``) in its own
+folder under ``--work-dir`` (rows already complete are reused), ``--jobs`` at a time:
+
+- teacher members: ``--members`` SASRecs (CE, the student's own configuration) with seeds ``--teacher-seed + 1 ..``;
+- one baseline per (student, seed); the student's seed is also its distilled run's seed;
+- teachers (export only, every training row, ``teacher=ensemble`` with the members as checkpoints,
+  ``combine=log_softmax``): ``ensemble`` (all members), ``self`` (the first member alone: a same-size SASRec
+  with another seed, the born-again control), ``ensemble_with_baseline`` (the members plus the student's own
+  SASRec baseline of that seed);
+- arms: a teacher plus distillation settings. ``ensemble``, ``self``, ``ensemble_with_baseline`` use the
+  settings of ``experiment=ml100k_ce_distill``; ``bce`` is the ensemble teacher with DLLM2Rec's BCE form of
+  ranking distillation (``distill.rd_form=bce``, the listwise term off) as the comparison row; ``ilora`` needs
+  ``--ilora-export`` (an existing every-row iLoRA export of this data set).
+
+Then every model is scored per user on validation and test (the shared evaluator), and each arm is compared
+with its student's baseline: per seed and pooled over seeds (each user's values averaged over the seeds), with
+the paired bootstrap interval and sign-flip p-value of ``run-eval-all`` (core/significance.py). Model
+selection inside every run is on validation only. Prints a Markdown table and writes ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench_common import ROOT, check_data_dir, command_line, default_data_dir, markdown_table
+
+PRESET = "experiment=ml100k_ce_distill"
+TEACHER_ARMS = {"ensemble": "ensemble", "self": "self", "ensemble_with_baseline": "ensemble_with_baseline"}
+ARMS = ("ensemble", "self", "ensemble_with_baseline", "bce", "ilora")
+ARM_SETTINGS = {"bce": ["distill.rd_form=bce", "distill.listwise_weight=0"]}
+
+
+@dataclass
+class Row:
+    name: str
+    argv: list[str]
+    folder: Path
+    done_file: str
+    deps: list[str] = field(default_factory=list)
+
+    def done(self) -> bool:
+        return (self.folder / self.done_file).is_file()
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="MovieLens-100K folder")
+    p.add_argument("--work-dir", type=Path, required=True, help="run folders (reused when complete)")
+    p.add_argument("--seeds", default="42,0,1", help="student seeds")
+    p.add_argument("--students", default="sasrec,gru4rec,caser")
+    p.add_argument("--arms", default="ensemble,self,bce", help=f"comma list of {', '.join(ARMS)}")
+    p.add_argument("--members", type=int, default=3, help="SASRec members of the ensemble teacher")
+    p.add_argument("--teacher-seed", type=int, default=100, help="members get seeds teacher-seed + 1 ..")
+    p.add_argument("--arm-override", action="append", default=[], help="ARM=key=value: extra distillation override")
+    p.add_argument("--override", action="append", default=[], help="Hydra override for every run")
+    p.add_argument("--ilora-export", type=Path, default=None, help="teacher_outputs folder of an iLoRA export")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--max-epochs", type=int, default=None, help="cap every run's epochs (smoke tests)")
+    p.add_argument("--report-only", action="store_true", help="no training: compare what is complete")
+    args = p.parse_args()
+    args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args.students = [s.strip() for s in args.students.split(",") if s.strip()]
+    args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = sorted(set(args.arms) - set(ARMS))
+    if unknown:
+        p.error(f"--arms: unknown {unknown}; choose from {list(ARMS)}")
+    if "ilora" in args.arms and args.ilora_export is None:
+        p.error("--arms ilora needs --ilora-export DIR (an every-row iLoRA teacher_outputs folder)")
+    args.data_dir = check_data_dir(args.data_dir.resolve())
+    args.work_dir = args.work_dir.resolve()
+    return args
+
+
+def common(args: argparse.Namespace) -> list[str]:
+    cap = args.max_epochs
+    extra = [f"student.num_epochs={cap}", f"distill.num_epochs={cap}"] if cap else []
+    return [
+        PRESET,
+        f"dataset.data_dir={args.data_dir}",
+        f"paths.result_root={args.work_dir / 'result'}",
+        f"paths.cache_dir={args.work_dir / 'cache'}",
+        "logging.progress_bar=false",
+        *extra,
+        *args.override,
+    ]
+
+
+def plan(args: argparse.Namespace) -> dict[str, Row]:
+    w = args.work_dir
+    rows: dict[str, Row] = {}
+
+    def add(name: str, entry: str, folder: Path, done_file: str, overrides: list[str], deps=()) -> None:
+        argv = [str(Path(sys.executable).parent / entry), *common(args), *overrides, f"hydra.run.dir={folder}"]
+        rows[name] = Row(name, argv, folder, done_file, list(deps))
+
+    members = []
+    for i in range(1, args.members + 1):
+        name = f"member{i}"
+        folder = w / name
+        add(name, "run-student-baseline", folder, "models/baseline/manifest.json",
+            ["student=sasrec", f"general.seed={args.teacher_seed + i}"])
+        members.append(name)
+    for student in args.students:
+        for seed in args.seeds:
+            name = f"baseline-{student}-{seed}"
+            add(name, "run-student-baseline", w / name, "models/baseline/manifest.json",
+                [f"student={student}", f"general.seed={seed}"])
+
+    def teacher(name: str, member_rows: list[str]) -> str:
+        paths = ",".join(str(rows[m].folder / "models" / "baseline") for m in member_rows)
+        add(name, "run-teacher", w / name, "teacher_outputs/manifest.json",
+            ["teacher=ensemble", "teacher.num_members=0", f"teacher.checkpoints=[{paths}]"], member_rows)
+        return name
+
+    teachers: dict[tuple[str, int], str] = {}
+    needs = {TEACHER_ARMS.get(a, "ensemble") for a in args.arms if a != "ilora"}
+    for seed in args.seeds:
+        if "ensemble" in needs:
+            teachers[("ensemble", seed)] = "teacher-ensemble" if "teacher-ensemble" in rows else teacher(
+                "teacher-ensemble", members)
+        if "self" in needs:
+            own = "teacher-self"
+            teachers[("self", seed)] = own if own in rows else teacher(own, members[:1])
+        if "ensemble_with_baseline" in needs:
+            teachers[("ensemble_with_baseline", seed)] = teacher(
+                f"teacher-ensemble-with-baseline-{seed}", [*members, f"baseline-sasrec-{seed}"])
+    arm_extra: dict[str, list[str]] = {}
+    for text in args.arm_override:
+        arm, _, override = text.partition("=")
+        arm_extra.setdefault(arm, []).append(override)
+    for arm in args.arms:
+        for student in args.students:
+            for seed in args.seeds:
+                if arm == "ilora":
+                    outputs, deps = args.ilora_export, []
+                else:
+                    t = teachers[(TEACHER_ARMS.get(arm, "ensemble"), seed)]
+                    outputs, deps = rows[t].folder / "teacher_outputs", [t]
+                name = f"distill-{arm}-{student}-{seed}"
+                add(name, "run-distill", w / name, "models/distill/manifest.json",
+                    [f"student={student}", f"general.seed={seed}", f"distill.teacher_outputs_dir={outputs}",
+                     *ARM_SETTINGS.get(arm, []), *arm_extra.get(arm, [])], deps)
+    return rows
+
+
+def execute(rows: dict[str, Row], jobs: int, threads: int) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    pending = [r for r in rows.values() if not r.done()]
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    while pending or running:
+        for name, (proc, start) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[name]
+            status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}; see {rows[name].folder}.log)"
+            print(f"[{time.strftime('%H:%M:%S')}] {name}: {status}, {time.time() - start:.0f} s", flush=True)
+            if proc.returncode != 0:
+                sys.exit(f"error: row {name} failed; fix it and rerun (complete rows are reused)")
+        ready = [r for r in pending if all(rows[d].done() for d in r.deps)]
+        while ready and len(running) < jobs:
+            row = ready.pop(0)
+            pending.remove(row)
+            row.folder.parent.mkdir(parents=True, exist_ok=True)
+            log = open(f"{row.folder}.log", "w")  # noqa: SIM115 (closed with the process)
+            running[row.name] = (subprocess.Popen(row.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT),
+                                 time.time())
+            print(f"[{time.strftime('%H:%M:%S')}] start {row.name}", flush=True)
+        time.sleep(2)
+
+
+def per_user_values(folder: Path, stage: str, data, ks: list[int]) -> dict[str, dict[str, np.ndarray]]:
+    from ilora_dllm2rec.core.artifacts import read_manifest
+    from ilora_dllm2rec.student.evaluator import evaluate_per_sample
+    from ilora_dllm2rec.student.train import load_student_checkpoint
+
+    models = folder / "models" / stage
+    model, _ = load_student_checkpoint(models / read_manifest(models)["best_checkpoint"])
+    model.eval()
+    return {
+        split: evaluate_per_sample(lambda b: model(b["seq"], b["len_seq"]), getattr(data, split), batch_size=512, ks=ks)
+        for split in ("val", "test")
+    }
+
+
+def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
+    from bench_common import compose_cfg
+    from ilora_dllm2rec.core.significance import paired_comparison
+    from ilora_dllm2rec.data import prepare_data
+
+    cfg = compose_cfg([f"dataset.data_dir={args.data_dir}", PRESET, f"paths.cache_dir={args.work_dir / 'cache'}"])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    ks = list(cfg.metrics.ks)
+    values = {}
+    for name, row in rows.items():
+        if row.done() and not name.startswith("teacher"):
+            stage = "distill" if name.startswith("distill") else "baseline"
+            values[name] = per_user_values(row.folder, stage, data, ks)
+    table, summary = [], {}
+    for student in args.students:
+        for arm in ["baseline", *args.arms]:
+            seeds = [s for s in args.seeds if f"baseline-{student}-{s}" in values
+                     and (arm == "baseline" or f"distill-{arm}-{student}-{s}" in values)]
+            if not seeds:
+                continue
+            cells = [student, arm, str(len(seeds))]
+            entry = {}
+            for split in ("test", "val"):
+                base = [values[f"baseline-{student}-{s}"][split]["ndcg@10"] for s in seeds]
+                if arm == "baseline":
+                    cells += [" / ".join(f"{b.mean():.4f}" for b in base), "", "", ""]
+                    entry[split] = [float(b.mean()) for b in base]
+                    continue
+                other = [values[f"distill-{arm}-{student}-{s}"][split]["ndcg@10"] for s in seeds]
+                per_seed = [paired_comparison(b, o, resamples=1)["gain"] for b, o in zip(base, other, strict=True)]
+                pooled = paired_comparison(np.mean(base, axis=0), np.mean(other, axis=0), resamples=2000)
+                cells += [
+                    " / ".join(f"{o.mean():.4f}" for o in other),
+                    " / ".join(f"{g:+.1%}" for g in per_seed),
+                    f"**{pooled['gain']:+.1%}** ({pooled['gain_ci_low']:+.1%} .. {pooled['gain_ci_high']:+.1%})",
+                    f"{pooled['p_value']:.3f}",
+                ]
+                entry[split] = {"per_seed": [float(o.mean()) for o in other], "gains": per_seed, "pooled": pooled}
+            table.append(cells)
+            summary[f"{student}/{arm}"] = entry
+    print(command_line())
+    print(f"seeds {args.seeds}; NDCG@10 per seed; gains paired on the same users, pooled over seeds\n")
+    headers = ["student", "arm", "seeds", "test NDCG@10 per seed", "test gain per seed", "test pooled gain (95%)",
+               "test p", "val NDCG@10 per seed", "val gain per seed", "val pooled gain (95%)", "val p"]
+    print(markdown_table(headers, table))
+    (args.work_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+
+
+def main() -> None:
+    args = parse_args()
+    rows = plan(args)
+    if not args.report_only:
+        execute(rows, args.jobs, args.threads)
+    report(args, rows)
+
+
+if __name__ == "__main__":
+    main()
