@@ -78,6 +78,9 @@ def test_export_rows_follow_training_order_and_manifest(tiny_cfg, tmp_path, base
     assert torch.all(outputs.confidences[:, 1:] >= outputs.confidences[:, :-1] - 1e-6)  # best first
     assert outputs.item_embeddings.shape == (data.num_items, 16)
     assert json.loads((run.time_json).read_text())["distill_teacher_export_time"] > 0
+    assert manifest["distance"] == "neg_log_softmax"  # what the listwise KD term's tail bucket relies on
+    rows = f"{len(data.train):,}"
+    assert f"export: {rows}/{rows} rows (100%)" in (run.root / "logs" / "train_teacher.log").read_text()
 
 
 def test_export_sharded_over_two_processes_matches_single(tiny_cfg, tmp_path, baseline_run):

@@ -39,3 +39,10 @@ def test_ties_break_by_history_length_and_other_teachers_use_it() -> None:
     s.seq[0], s.len_seq[0] = np.array([3, 99, 99, 99]), 1
     assert length_order(_LLMTeacher(), s).tolist() == [0, 1, 2, 3]
     assert length_order(object(), _samples()).tolist() == [1, 2, 0, 3]
+
+
+def test_export_progress_line_reports_rows_rate_and_time_left() -> None:
+    from ilora_dllm2rec.teacher.export import progress_line
+
+    assert progress_line(12_000, 97_171, 30.0) == "export: 12,000/97,171 rows (12%), 400 rows/s, 3 min 12 s left"
+    assert progress_line(500, 500, 2.0) == "export: 500/500 rows (100%), 250 rows/s, done"

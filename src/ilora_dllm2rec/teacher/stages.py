@@ -149,7 +149,7 @@ def run_export_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | No
             sample_ids=sample_ids,
             teacher_checkpoint=str(ckpt),
             export_time_sec=round(elapsed, 3),
-            extra={"teacher_backend": backend, "distance": "-log p (teacher softmax)"},
+            extra={"teacher_backend": backend},
         )
         write_teacher_outputs(run.teacher_outputs, embeddings, ranks, dists, manifest)
         update_json(run.time_json, {"distill_teacher_export_time": round(elapsed, 3)})
