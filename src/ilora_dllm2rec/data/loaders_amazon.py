@@ -5,7 +5,9 @@ Reviews (``dataset.reviews_file``): ``reviewerID``, ``asin``, ``unixReviewTime``
 The 2014 dumps write metadata as Python dict literals (single quotes), the 2018 ones as JSON:
 each line is tried as JSON first, then with :func:`ast.literal_eval` (never ``eval``).
 Metadata lines of items absent from the reviews are skipped before parsing (cheap asin regex).
-Duplicate (user, item) reviews are kept as separate interactions.
+Duplicate (user, item) reviews are kept as separate interactions; exact (user, item, time) repeats are
+counted in the log. The metadata's encoding is detected (:func:`~ilora_dllm2rec.data.raw.detect_encoding`:
+UTF-8 with or without a BOM, else Latin-1) so titles reach the prompts intact.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 
 from ilora_dllm2rec.core.errors import DataError
 from ilora_dllm2rec.data.options import DatasetOptions
-from ilora_dllm2rec.data.raw import RawData, bad_line, iter_lines, require_files
+from ilora_dllm2rec.data.raw import RawData, bad_line, detect_encoding, iter_lines, log_duplicates, require_files
 
 _ASIN = re.compile(r"""["']asin["']\s*:\s*["']([^"']+)["']""")
 
@@ -57,7 +59,8 @@ def load_amazon(opts: DatasetOptions) -> RawData:
     items: list = []
     stamps: list = []
     ratings: list = []
-    for lineno, line in iter_lines(reviews, "utf-8", opts.limit_data_rows):
+    # ids and times are ASCII: only a BOM could hurt, and utf-8-sig drops it without a detection pass
+    for lineno, line in iter_lines(reviews, "utf-8-sig", opts.limit_data_rows):
         rec = _record(reviews, lineno, line)
         try:
             users.append(str(rec["reviewerID"]))
@@ -76,13 +79,14 @@ def load_amazon(opts: DatasetOptions) -> RawData:
     rating = pd.to_numeric(pd.Series(ratings, dtype=object), errors="coerce").astype(np.float64)
     if len(df) and rating.notna().all():
         df["rating"] = rating.to_numpy()
+    log_duplicates(df, reviews)
     titles = _titles(files[1], set(items)) if len(files) > 1 else {}
     return RawData(df, titles)
 
 
 def _titles(meta: Path, wanted: set) -> dict:
     titles: dict = {}
-    for lineno, line in iter_lines(meta, "utf-8", None):
+    for lineno, line in iter_lines(meta, detect_encoding(meta), None):
         m = _ASIN.search(line)
         if m is not None and m.group(1) not in wanted:
             continue  # skip parsing metadata of items nobody reviewed (the dumps are large)

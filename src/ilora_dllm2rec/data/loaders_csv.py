@@ -4,6 +4,9 @@ Keys: ``dataset.file``, ``dataset.sep`` and ``dataset.columns.{user,item,timesta
 (rating/title may be null). Item ids that are all integers are kept as integers (so
 ``id_order: sorted`` sorts them numerically), otherwise as strings. Timestamps may be numbers or
 dates pandas can parse. Line numbers in errors assume one physical line per row (no multi-line quoted fields).
+The file's encoding is detected (:func:`~ilora_dllm2rec.data.raw.detect_encoding`: UTF-8 with or without a
+BOM, else Latin-1) so titles reach the prompts intact. Duplicate (user, item, timestamp) rows are kept and
+counted in the log.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import pandas as pd
 
 from ilora_dllm2rec.core.errors import ConfigError, DataError
 from ilora_dllm2rec.data.options import DatasetOptions
-from ilora_dllm2rec.data.raw import RawData, bad_line, iter_lines, require_files
+from ilora_dllm2rec.data.raw import RawData, bad_line, detect_encoding, iter_lines, log_duplicates, require_files
 
 REQUIRED = ("user", "item", "timestamp")
 
@@ -67,6 +70,7 @@ def load_csv(opts: DatasetOptions) -> RawData:
     (path,) = csv_files(opts)
     cols = _columns(opts)
     sep = str(opts.raw.get("sep", ","))
+    encoding = detect_encoding(path)
     try:
         df = pd.read_csv(
             path,
@@ -75,9 +79,10 @@ def load_csv(opts: DatasetOptions) -> RawData:
             keep_default_na=False,
             nrows=opts.limit_data_rows,
             engine="c" if len(sep) == 1 else "python",
+            encoding=encoding,
         )
     except pd.errors.ParserError as exc:
-        raise _field_count_error(path, sep, opts.limit_data_rows, exc) from exc
+        raise _field_count_error(path, sep, encoding, opts.limit_data_rows, exc) from exc
     missing = [(k, c) for k, c in cols.items() if c and c not in df.columns]
     if missing:
         k, c = missing[0]
@@ -101,12 +106,14 @@ def load_csv(opts: DatasetOptions) -> RawData:
         t = pd.DataFrame({"item": out["item"], "title": df[cols["title"]].str.strip()})
         t = t[t["title"] != ""].drop_duplicates("item")
         titles = dict(zip(t["item"].tolist(), t["title"].tolist()))
-    return RawData(out.reset_index(drop=True), titles)
+    out = out.reset_index(drop=True)
+    log_duplicates(out, path)
+    return RawData(out, titles)
 
 
-def _field_count_error(path: Path, sep: str, limit: int | None, exc: Exception) -> DataError:
+def _field_count_error(path: Path, sep: str, encoding: str, limit: int | None, exc: Exception) -> DataError:
     """Locate the first row whose field count differs from the header (slow path, errors only)."""
-    lines = iter_lines(path, "utf-8", None if limit is None else limit + 1)
+    lines = iter_lines(path, encoding, None if limit is None else limit + 1)
     expected = None
     for lineno, line in lines:
         n = len(next(csv.reader([line], delimiter=sep))) if len(sep) == 1 else len(line.split(sep))

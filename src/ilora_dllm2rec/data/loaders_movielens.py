@@ -1,9 +1,13 @@
 """MovieLens loaders (GroupLens files, unchanged).
 
 - ml-1m: ``ratings.dat`` (``user::item::rating::timestamp``) and ``movies.dat``
-  (``item::title::genres``), "::"-separated, Latin-1.
+  (``item::title::genres``), "::"-separated.
 - ml-100k: ``u.data`` (tab-separated ``user item rating timestamp``) and ``u.item``
-  (``id|title|release date|...``, "|"-separated, Latin-1).
+  (``id|title|release date|...``, "|"-separated).
+
+GroupLens ships the title files in Latin-1; re-saved copies are often UTF-8, with or without a BOM:
+the encoding is detected per file (:func:`~ilora_dllm2rec.data.raw.detect_encoding`). The rating files
+are numeric. Duplicate (user, item, timestamp) rows are kept and counted in the log.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ilora_dllm2rec.data.options import DatasetOptions
-from ilora_dllm2rec.data.raw import RawData, read_numeric_table, read_titles, require_files
+from ilora_dllm2rec.data.raw import RawData, log_duplicates, read_numeric_table, read_titles, require_files
 
 COLUMNS = ["user", "item", "rating", "timestamp"]
 
@@ -39,7 +43,8 @@ def load_ml1m(opts: DatasetOptions) -> RawData:
     df = read_numeric_table(
         ratings, "::", COLUMNS, opts.limit_data_rows, float_cols=("rating",), layout="user::item::rating::timestamp"
     )
-    return RawData(df[["user", "item", "timestamp", "rating"]], read_titles(movies, "::", "latin-1", min_fields=2))
+    log_duplicates(df, ratings)
+    return RawData(df[["user", "item", "timestamp", "rating"]], read_titles(movies, "::", min_fields=2))
 
 
 def load_ml100k(opts: DatasetOptions) -> RawData:
@@ -47,4 +52,5 @@ def load_ml100k(opts: DatasetOptions) -> RawData:
     df = read_numeric_table(
         udata, "\t", COLUMNS, opts.limit_data_rows, float_cols=("rating",), layout="user<TAB>item<TAB>rating<TAB>ts"
     )
-    return RawData(df[["user", "item", "timestamp", "rating"]], read_titles(uitem, "|", "latin-1", min_fields=2))
+    log_duplicates(df, udata)
+    return RawData(df[["user", "item", "timestamp", "rating"]], read_titles(uitem, "|", min_fields=2))

@@ -44,7 +44,7 @@ def load_raw(opts: DatasetOptions) -> RawData:
 
 def build_split_data(opts: DatasetOptions, logger: logging.Logger) -> SplitData:
     if opts.format == "sequence":
-        return load_sequence(opts)
+        return load_sequence(opts, logger)
     return build_splits(load_raw(opts), opts, logger)
 
 

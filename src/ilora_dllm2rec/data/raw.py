@@ -5,11 +5,20 @@ Every loader returns interactions in FILE ORDER (columns ``user, item, timestamp
 pandas C parser; when it rejects a file we re-scan it line by line only to report the
 first malformed line (file + 1-based line number), so errors stay precise without
 slowing down the happy path.
+
+Text encodings (:func:`detect_encoding`, used for every title/metadata file and the generic CSV): a UTF-8
+BOM means ``utf-8-sig``; otherwise ``utf-8`` when the whole file decodes as strict UTF-8; otherwise
+``latin-1`` (the encoding GroupLens ships MovieLens in; it decodes any byte). Titles reach the LLM's
+prompts, so reading a UTF-8 file as Latin-1 (``MisÃ©rables``) or the reverse (``Mis\ufffdrables``) is
+never acceptable. Latin-1 text decodes as UTF-8 only when every accented letter is followed by a byte in
+0x80-0xBF (symbols such as '©' or '°'), which titles do not have: the MovieLens files stay Latin-1.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +27,9 @@ import numpy as np
 import pandas as pd
 
 from ilora_dllm2rec.core.errors import DataError
+
+log = logging.getLogger(__name__)
+DUPLICATE_KEY = ["user", "item", "timestamp"]
 
 
 @dataclass
@@ -33,6 +45,38 @@ def require_files(data_dir: Path, files: list[Path], what: str, fix: str) -> Non
     for f in files:
         if not f.is_file():
             raise DataError(f"{f} not found (expected {what} in {data_dir}); {fix}")
+
+
+def detect_encoding(path: Path) -> str:
+    """``utf-8-sig`` (BOM), ``utf-8`` (decodes strictly) or ``latin-1``; logs the choice naming the file."""
+    with open(path, "rb") as fh:
+        if fh.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+            encoding = "utf-8-sig"
+        else:
+            fh.seek(0)
+            decoder = codecs.getincrementaldecoder("utf-8")()  # in chunks: metadata dumps can be large
+            try:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+                encoding = "utf-8"
+            except UnicodeDecodeError:
+                encoding = "latin-1"
+    log.info("%s: read with encoding %s", path, encoding)
+    return encoding
+
+
+def log_duplicates(df: pd.DataFrame, path: Path) -> int:
+    """Count rows repeating an earlier (user, item, timestamp); they are kept, the count is logged when > 0."""
+    count = int(df.duplicated(DUPLICATE_KEY).sum()) if len(df) else 0
+    if count:
+        log.warning(
+            "%s: %d duplicate (user, item, timestamp) rows, kept as separate interactions; "
+            "deduplicate the file if they are export artefacts",
+            path,
+            count,
+        )
+    return count
 
 
 def iter_lines(path: Path, encoding: str, limit_rows: int | None) -> Iterator[tuple[int, str]]:
@@ -69,6 +113,8 @@ def read_numeric_table(
     """Read a header-less file of numeric fields (ratings.dat, u.data) fast, or fail on the first bad line."""
     dtypes = {i: (np.float64 if n in float_cols else np.int64) for i, n in enumerate(names)}
     data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):  # a re-saved file; the fields are numbers, so only the BOM matters
+        data = data[len(codecs.BOM_UTF8) :]
     if len(sep) > 1:  # the C parser takes one-character separators only
         data = data.replace(sep.encode(), b"\t")
     try:
@@ -110,10 +156,12 @@ def bad_line(path: Path, lineno: int, problem: str, line: str = "") -> DataError
     return DataError(f"{path}: line {lineno}: {problem}{shown}; fix or remove it")
 
 
-def read_titles(path: Path, sep: str, encoding: str, min_fields: int = 2, maxsplit: int = -1) -> dict:
-    """Small metadata files (movies.dat, u.item, id2name.txt): integer raw id -> title, line by line."""
+def read_titles(path: Path, sep: str, min_fields: int = 2, maxsplit: int = -1) -> dict:
+    """Small metadata files (movies.dat, u.item, id2name.txt): integer raw id -> title, line by line.
+
+    The encoding is detected (:func:`detect_encoding`)."""
     titles: dict = {}
-    for lineno, line in iter_lines(path, encoding, None):
+    for lineno, line in iter_lines(path, detect_encoding(path), None):
         parts = line.split(sep, maxsplit)
         if len(parts) < min_fields:
             raise bad_line(path, lineno, f"expected at least {min_fields} '{sep}'-separated fields id{sep}title", line)

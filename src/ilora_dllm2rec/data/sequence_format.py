@@ -13,10 +13,24 @@ the id found in the padded positions (``seq[j]`` for ``j >= len_seq``), which mu
 everywhere; if no row is padded at all, ``item_num = 1 + max id`` over all sequences and targets.
 Candidates for val/test: target + negatives outside the row's (history + target), fixed seed.
 Line numbers in errors count the header as line 1 and assume no blank lines.
+
+Empty histories: this project writes them as ``len_seq = 0`` (all padding). LLaRA's and DROS's public
+files write them as all padding with ``len_seq = 1`` (their code reads position ``len_seq - 1``). Such a row
+(``len_seq == 1`` and every id the padding id) is read as ``len_seq = 0``; one INFO line per file gives the
+count. Decision: these rows are KEPT, in every split. Every student encodes ``len_seq = 0`` by design (GRU4Rec
+and SASRec read a zeroed placeholder at position 0, Caser zeroes the padding rows): a finite state that is the
+same for every such row, i.e. a learned "no history yet" state, which is exactly what LLaRA/DROS train on
+these rows. The teacher gets a prompt without history. Keeping them reproduces those papers' training and
+test sets, and treats them like the ``len_seq = 0`` rows this format already accepted. Normalising to 0
+matters: left at 1, the padding id would enter prompts and history features as if it were an item.
+Any other disagreement between ``len_seq`` and the padding (a padding id among the first ``len_seq`` ids, or
+a real id after them) is an error naming ``len_seq``, the file and the line.
+Titles (id2name.txt): UTF-8 with or without a BOM, else Latin-1 (detected, logged).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +67,7 @@ def sequence_files(opts: DatasetOptions) -> list[Path]:
 
 def read_statis(path: Path) -> tuple[int, int]:
     """(seq_size, item_num) from a CSV or whitespace data_statis file."""
-    lines = [line for _, line in iter_lines(path, "utf-8", None)]
+    lines = [line for _, line in iter_lines(path, "utf-8-sig", None)]  # numbers only: just drop a BOM
     if len(lines) >= 2:
         head = lines[0].replace(",", " ").split()
         vals = lines[1].replace(",", " ").split()
@@ -134,27 +148,60 @@ def _infer_item_num(parts: list[dict[str, np.ndarray]], L: int, data_dir: Path) 
     return 1 + int(max(max(p["seq"].max(initial=-1), p["next"].max(initial=-1)) for p in parts))
 
 
+def _empty_histories(path: Path, p: dict[str, np.ndarray], item_num: int, log: logging.Logger) -> None:
+    """LLaRA/DROS write an empty history as all padding with len_seq 1: set len_seq to 0 (module docstring)."""
+    empty = (p["len_seq"] == 1) & (p["seq"] == item_num).all(1)
+    count = int(empty.sum())
+    if count:
+        p["len_seq"][empty] = 0
+        log.info(
+            "%s: %d rows with an empty history (all padding with len_seq 1, the LLaRA/DROS convention) "
+            "read as len_seq 0 and kept",
+            path,
+            count,
+        )
+
+
 def _check_ids(path: Path, p: dict[str, np.ndarray], item_num: int, source: str) -> None:
-    real = np.arange(p["seq"].shape[1]) < p["len_seq"][:, None]
-    over = (real & (p["seq"] >= item_num)).any(1) | (p["next"] >= item_num)
+    seq, len_seq = p["seq"], p["len_seq"]
+    real = np.arange(seq.shape[1]) < len_seq[:, None]
+    # ids above the padding id (or a target >= it) are out of range; the padding id itself inside the first
+    # len_seq positions is a len_seq mismatch, checked below with its own message
+    over = (real & (seq > item_num)).any(1) | (p["next"] >= item_num)
     if over.any():
         i = int(np.flatnonzero(over)[0])
-        row_ids = np.append(p["seq"][i][real[i]], p["next"][i])
+        row_ids = np.append(seq[i][real[i]], p["next"][i])
         raise DataError(
             f"{path}: line {i + 2}: item id {int(row_ids.max())} >= item_num {item_num} ({source}); "
             f"fix the ids or data_statis' item_num"
         )
-    wrong_pad = (~real & (p["seq"] != item_num)).any(1)
-    if wrong_pad.any():
+    pad_inside = (real & (seq == item_num)).any(1)  # LLaRA's empty rows are already len_seq 0 here
+    if pad_inside.any():
+        i = int(np.flatnonzero(pad_inside)[0])
+        j = int(np.flatnonzero(seq[i] == item_num)[0])
+        k = int((seq[i] != item_num).sum())
         raise bad_line(
             path,
-            int(np.flatnonzero(wrong_pad)[0]) + 2,
-            f"seq must be right-padded with the padding id item_num={item_num} after len_seq items",
+            i + 2,
+            f"len_seq {len_seq[i]} but seq holds {k} non-padding ids (position {j + 1} holds the padding id "
+            f"{item_num}); len_seq must count the real ids before the padding (0, or 1 LLaRA-style for an "
+            f"all-padding row)",
+        )
+    wrong_pad = (~real & (seq != item_num)).any(1)
+    if wrong_pad.any():
+        i = int(np.flatnonzero(wrong_pad)[0])
+        j = int(np.flatnonzero(~real[i] & (seq[i] != item_num))[0])
+        raise bad_line(
+            path,
+            i + 2,
+            f"len_seq {len_seq[i]} but seq holds id {seq[i][j]} at position {j + 1}; seq must be right-padded "
+            f"with the padding id item_num={item_num} ({source}) after the first len_seq ids",
         )
 
 
-def load_sequence(opts: DatasetOptions) -> SplitData:
+def load_sequence(opts: DatasetOptions, logger: logging.Logger | None = None) -> SplitData:
     """Read the three split files and build a SplitData (fingerprint left empty)."""
+    log = logger or logging.getLogger(__name__)
     files = sequence_files(opts)[:3]
     statis, names = _optional(opts)
     L = opts.max_seq_len
@@ -170,6 +217,7 @@ def load_sequence(opts: DatasetOptions) -> SplitData:
     else:
         item_num, source = _infer_item_num(parts, L, files[0].parent), "inferred from the padding id"
     for f, p in zip(files, parts):
+        _empty_histories(f, p, item_num, log)
         _check_ids(f, p, item_num, source)
     rng = np.random.default_rng(opts.candidate_seed)
     sets = []
@@ -190,6 +238,6 @@ def load_sequence(opts: DatasetOptions) -> SplitData:
             )
             s.candidates = with_targets(s.target, neg)
         sets.append(s)
-    titles = read_titles(names, "::", "utf-8", maxsplit=1) if names is not None else {}
+    titles = read_titles(names, "::", maxsplit=1) if names is not None else {}
     item_titles = [titles.get(i, f"item {i}") for i in range(item_num)]
     return SplitData(opts.name, item_num, L, item_titles, *sets, "", [str(i) for i in range(item_num)])
