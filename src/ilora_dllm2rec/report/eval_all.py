@@ -1,7 +1,8 @@
 """Evaluate baseline, teacher and distilled models with ONE protocol (the shared evaluator).
 
-Writes ``all_evaluation_results.json`` (run root, the customer's name), ``metrics/eval_all.md`` (a table)
-and ``metrics/eval_all.png`` (a bar chart).
+Which models: report/collect.py (``eval.collect=newest|all``, ``eval.runs=[...]``). Writes
+``all_evaluation_results.json`` (run root, the customer's name), ``metrics/eval_all.md`` (a table) and
+``metrics/eval_all.png`` (bars with their values, and the relative gains against the reference with their intervals).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..core.artifacts import find_latest_artifact, fingerprint_matcher, read_manifest, write_json_atomic
-from ..core.errors import ArtifactError, ConfigError
+from ..core.artifacts import write_json_atomic
+from ..core.errors import ConfigError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file
 from ..core.significance import paired_comparison
@@ -22,36 +23,14 @@ from ..core.trainer import inference_device
 from ..data import SplitData
 from ..student.evaluator import evaluate_per_sample
 from ..student.train import load_student_checkpoint
+from .collect import collect_models, nothing_to_evaluate, resolve_reference
 from .plots import bar_chart, markdown_table
 
 log = logging.getLogger(__name__)
-MODELS = ("baseline", "teacher", "distill")
-
-
-def locate(cfg: DictConfig, data: SplitData, run: RunDir, name: str) -> tuple[Path, dict] | None:
-    """Explicit ``eval.<name>_checkpoint`` (must exist), else this run's, else the newest matching run's."""
-    explicit = cfg.eval.get(f"{name}_checkpoint")
-    if explicit:
-        path = Path(explicit)
-        folder = path if path.is_dir() else path.parent
-        manifest = read_manifest(folder) or {}
-        ckpt = folder / manifest.get("best_checkpoint", "best.ckpt") if path.is_dir() else path
-        if not ckpt.is_file():
-            raise ArtifactError(f"eval.{name}_checkpoint={explicit} does not exist: fix the path or set it to null")
-        return ckpt, manifest
-    own = read_manifest(run.root / "models" / name)
-    if own is not None:
-        return run.root / "models" / name / own["best_checkpoint"], own
-    found = find_latest_artifact(
-        cfg.paths.result_root, f"models/{name}", fingerprint_matcher(data.fingerprint, data.num_items), run.root
-    )
-    if found is None:
-        return None
-    folder, manifest = found
-    return folder / manifest["best_checkpoint"], manifest
 
 
 def score_fn_for(name: str, ckpt: Path, manifest: dict, data: SplitData, cfg: DictConfig):
+    """``(score(batch) -> [B, N], batch size, is_llm)`` for a model of stage ``name``."""
     if name == "teacher" and manifest.get("backend", "ilora") == "ilora":
         from ..teacher.train import load_teacher_checkpoint
 
@@ -73,44 +52,39 @@ def score_fn_for(name: str, ckpt: Path, manifest: dict, data: SplitData, cfg: Di
 
 
 def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
-    unknown = [m for m in cfg.eval.models if m not in MODELS]
-    if unknown:
-        raise ConfigError(f"eval.models has unknown entries {unknown}; valid: {list(MODELS)}")
+    candidates = collect_models(cfg, data, run)
+    if not candidates:
+        raise nothing_to_evaluate(cfg, data, run)  # before any file is written: the empty run folder is removed
+    reference = resolve_reference(cfg, candidates)
     results: dict[str, dict] = {}
     id_scorers: dict[str, tuple] = {}  # non-LLM models, kept to re-score them on an LLM teacher's users
     split = str(cfg.eval.split)
     per_user: dict[str, dict[str, np.ndarray]] = {}  # each model's per-user values on the eval split
     with stage_log_file(run, "eval") as slog:
-        for name in cfg.eval.models:
-            located = locate(cfg, data, run, name)
-            if located is None:
-                slog.warning("no %s model found for data set %s: skipped", name, data.name)
-                continue
-            ckpt, manifest = located
-            score_fn, batch_size, is_llm = score_fn_for(name, ckpt, manifest, data, cfg)
-            entry = {"checkpoint": str(ckpt)}
+        for c in candidates:
+            score_fn, batch_size, is_llm = score_fn_for(c.stage, c.ckpt, c.manifest, data, cfg)
+            entry = {"checkpoint": str(c.ckpt), "stage": c.stage, "model": c.model, "run": c.run}
             for part in ("val", "test"):
                 samples = teacher_eval_samples(cfg, data, part) if is_llm else getattr(data, part)
-                values = _evaluate(cfg, score_fn, samples, batch_size, f"{name} {part}")
+                values = _evaluate(cfg, score_fn, samples, batch_size, f"{c.label} {part}")
                 entry[part] = _means(values)
                 if part == split:
-                    per_user[name] = values
-            results[name] = entry
+                    per_user[c.label] = values
+            results[c.label] = entry
             if not is_llm:
-                id_scorers[name] = (score_fn, batch_size)
-            slog.info("%s (%s): test %s", name, ckpt, entry["test"])
-        if not results:
-            raise ArtifactError(f"no model to evaluate for data set {data.name}: train one first")
+                id_scorers[c.label] = (score_fn, batch_size)
+            slog.info("%s (%s): test %s", c.label, c.ckpt, entry["test"])
         payload = {
             "data_set": data.name,
             "data_fingerprint": data.fingerprint,
-            "split": str(cfg.eval.split),
+            "split": split,
+            "collect": "runs" if cfg.eval.get("runs") else str(cfg.eval.get("collect") or "newest"),
             "models": results,
         }
         same, same_per_user = same_users_comparison(cfg, data, split, results, id_scorers, per_user)
         if same is not None:
             payload["same_users"] = same
-        significance = compare_with_reference(cfg, results, split, per_user, same_per_user)
+        significance = compare_with_reference(cfg, results, split, per_user, same_per_user, reference=reference)
         if significance:
             payload["significance"] = significance
         write_json_atomic(run.root / "all_evaluation_results.json", payload)
@@ -119,7 +93,13 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
         (run.root / "metrics" / "eval_all.md").write_text(
             "\n".join([f"**{data.name}, {split}**", "", *results_markdown(payload)]) + "\n"
         )
-        bar_chart(rows, run.root / "metrics" / "eval_all.png", title=f"{data.name} ({split})")
+        bar_chart(
+            rows,
+            run.root / "metrics" / "eval_all.png",
+            title=f"{data.name} ({split})",
+            gains=significance["models"] if significance else None,
+            reference=significance["reference"] if significance else None,
+        )
         print_metrics_table(f"all models on {data.name} ({split})", rows)
         if same is not None:
             print_metrics_table(f"on the LLM teacher's {same['num_samples']} {split} users", same["models"])
@@ -150,11 +130,13 @@ def compare_with_reference(
     split: str,
     per_user: dict[str, dict[str, np.ndarray]],
     same_per_user: dict[str, dict[str, np.ndarray]] | None,
+    reference: str | None = None,
 ) -> dict | None:
-    """Every model against ``eval.significance.reference`` on the same users (core/significance.py): on all
-    users when both were scored on all of them, else on the LLM teacher's users."""
+    """Every model against the reference (``reference``: a row label, by default ``eval.significance.reference``)
+    on the same users (core/significance.py): on all users when both were scored on all of them, else on the LLM
+    teacher's users."""
     spec = cfg.eval.significance
-    reference = str(spec.reference)
+    reference = str(spec.reference) if reference is None else reference
     if not spec.enabled or reference not in results or len(results) < 2:
         return None
     metrics = [str(m) for m in spec.metrics]

@@ -1,5 +1,8 @@
 """The iLoRA teacher network (ALGORITHMS.md section 6): LLM + MoE-LoRA gated by a frozen student.
 
+The frozen student (LLaRA's "rec model") is any :class:`SequentialRecommender`: a SASRec, GRU4Rec or Caser
+baseline (teacher.rec_model_type); only ``encode``, ``score``, ``item_embedding`` and ``add_history_bias`` are used.
+
 Flow for a batch of histories ``(seq, len_seq)``:
 
 1. ``z_u = student.encode(seq, len_seq)`` (frozen); gate ``g(u) = softmax(W_g z_u)`` (moelora mode);

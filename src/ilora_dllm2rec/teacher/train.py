@@ -9,10 +9,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.artifacts import atomic_path, read_manifest, write_json_atomic, write_manifest
+from ..core.artifacts import (
+    atomic_path,
+    find_latest_artifact,
+    fingerprint_matcher,
+    read_manifest,
+    write_json_atomic,
+    write_manifest,
+)
 from ..core.config import with_train_preset
 from ..core.distributed import barrier, is_rank_zero
-from ..core.errors import ArtifactError
+from ..core.errors import ArtifactError, ConfigError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.seed import set_seed
@@ -20,6 +27,7 @@ from ..core.trainer import build_trainer, inference_device
 from ..data import SampleSet, SplitData, build_dataloader
 from ..student.base import SequentialRecommender
 from ..student.evaluator import evaluate
+from ..student.factory import STUDENTS
 from ..student.train import find_baseline, load_student_checkpoint, run_baseline_stage
 from .factory import build_ilora_model, build_lambda_schedule
 from .head_refit import check_refit_config, refit_head
@@ -44,21 +52,78 @@ def subset(samples: SampleSet, max_samples: int | None, ratio: float | None, see
     return samples.subset(index)
 
 
+REC_MODEL_TYPES = tuple(STUDENTS)  # sasrec, gru4rec, caser: each implements encode / score / item_embedding
+
+
+def requested_rec_model_type(cfg: DictConfig) -> str | None:
+    """``teacher.rec_model_type``: None (the checkpoint's own type) or one of :data:`REC_MODEL_TYPES`."""
+    value = cfg.teacher.get("rec_model_type")
+    if value is None:
+        return None
+    if str(value).lower() not in REC_MODEL_TYPES:
+        raise ConfigError(
+            f"teacher.rec_model_type={value!r} is not supported: use one of {', '.join(REC_MODEL_TYPES)}, "
+            "or null for the type the checkpoint holds"
+        )
+    return str(value).lower()
+
+
+def check_rec_model_type(cfg: DictConfig, path: Path, hparams: dict) -> str:
+    """The frozen recommender's type, read from its checkpoint; must match ``teacher.rec_model_type`` when set."""
+    found = str(hparams["student_cfg"]["name"]).lower()
+    wanted = requested_rec_model_type(cfg)
+    if wanted is not None and found != wanted:
+        raise ConfigError(
+            f"teacher.rec_model_type={wanted} but the frozen recommender {path} is a {found}: point "
+            f"teacher.rec_model_checkpoint_path at a {wanted} baseline (or add student={wanted} where the baseline is "
+            f"trained in this run), or set teacher.rec_model_type={found} or null"
+        )
+    return found
+
+
 def baseline_for_teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str]) -> Path:
-    """teacher.rec_model_checkpoint_path, else this run's baseline, else the newest matching baseline run;
-    with none of these, train a baseline into this run first (seed 000: no manual path juggling)."""
+    """teacher.rec_model_checkpoint_path, else this run's baseline, else the newest matching baseline run (of type
+    ``teacher.rec_model_type`` when set); with none of these, train a baseline into this run first (seed 000: no
+    manual path juggling)."""
+    wanted = requested_rec_model_type(cfg)
     explicit = cfg.teacher.rec_model_checkpoint_path
     if explicit:
         return find_baseline(cfg, data, explicit)
     own = read_manifest(run.root / "models" / "baseline")
-    if own is not None:
+    if own is not None:  # its type is checked once loaded (run-pipeline trains it with the `student` config)
         return run.root / "models" / "baseline" / own["best_checkpoint"]
-    try:
-        return find_baseline(cfg, data, None, exclude_run=run.root)
-    except ArtifactError:
-        log.info("no baseline student found for %s: training one into this run first", data.name)
-        result = run_baseline_stage(with_train_preset(cfg, "student", overrides), run, data)
-        return Path(result["best_checkpoint"])
+    if wanted is not None:
+        found = find_latest_artifact(
+            cfg.paths.result_root, "models/baseline", _type_matcher(data, wanted), exclude_run=run.root
+        )
+        if found is not None:
+            log.info("using the newest %s baseline, %s (teacher.rec_model_type=%s)", wanted, found[0], wanted)
+            return found[0] / found[1]["best_checkpoint"]
+        if str(cfg.student.name).lower() != wanted:  # the baseline trained below would be of another type
+            raise ConfigError(
+                f"teacher.rec_model_type={wanted}: no complete {wanted} baseline for data set {data.name} under "
+                f"{cfg.paths.result_root}, and one trained here would be a {cfg.student.name}: add student={wanted}, "
+                "or set teacher.rec_model_checkpoint_path"
+            )
+    else:
+        try:
+            return find_baseline(cfg, data, None, exclude_run=run.root)
+        except ArtifactError:
+            pass
+    log.info("no baseline student found for %s: training one (%s) into this run first", data.name, cfg.student.name)
+    result = run_baseline_stage(with_train_preset(cfg, "student", overrides), run, data)
+    return Path(result["best_checkpoint"])
+
+
+def _type_matcher(data: SplitData, wanted: str):
+    same_data = fingerprint_matcher(data.fingerprint, data.num_items)
+
+    def accept(manifest: dict) -> str | None:
+        if str(manifest.get("model", "")).lower() != wanted:
+            return f"a {manifest.get('model')} baseline, teacher.rec_model_type={wanted}"
+        return same_data(manifest)
+
+    return accept
 
 
 def load_frozen_student(path: Path, data: SplitData) -> tuple[SequentialRecommender, dict]:
@@ -158,6 +223,7 @@ def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) 
     from ..student.lit_module import StudentLitModule
 
     hp = meta["student_hparams"]
+    meta.setdefault("rec_model_type", str(hp["student_cfg"]["name"]).lower())  # checkpoints from before the key
     student_module = StudentLitModule(hp["student_cfg"], int(hp["num_items"]), lr=float(hp["lr"]))
     student_module.model.load_state_dict(meta["student_state"])
     student = student_module.model.eval()
@@ -225,7 +291,14 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
     with stage_log_file(run, stage) as slog:
         set_seed(int(cfg.general.seed))
         student, hparams = load_frozen_student(student_path, data)
-        slog.info("frozen student %s from %s", hparams["student_cfg"]["name"], student_path)
+        rec_type = check_rec_model_type(cfg, student_path, hparams)
+        slog.info("frozen student (rec model %s, d=%d) from %s", rec_type, student.hidden_size, student_path)
+        if rec_type != str(cfg.student.name).lower():
+            slog.info(
+                "the frozen student is a %s: student.name=%s is not used for it (the checkpoint's type is)",
+                rec_type,
+                cfg.student.name,
+            )
         model = build_teacher(cfg, student, data)
         report = model.trainable_parameter_report()
         slog.info("teacher parameters: trainable %d of %d %s", report["trainable"], report["total"], report["by_group"])
@@ -239,6 +312,7 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
             "data_fingerprint": data.fingerprint,
             "llm_path": str(cfg.teacher.llm_path),
             "student_checkpoint": str(student_path),
+            "rec_model_type": rec_type,
             "student_hparams": {k: hparams[k] for k in ("student_cfg", "num_items", "lr")},
             "student_state": {k: v.detach().cpu() for k, v in student.state_dict().items()},
             "hidden_size": model.hidden_size,
@@ -284,6 +358,7 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
             "model": "ilora",
             "llm_path": str(cfg.teacher.llm_path),
             "adapter": str(cfg.teacher.adapter),
+            "rec_model_type": rec_type,
             "best_epoch": int(best_state.get("epoch", -1)),
             "best_checkpoint": str(best),
             "parameters": report,
@@ -308,6 +383,7 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
                 "llm_path": str(cfg.teacher.llm_path),
                 "hidden_size": model.hidden_size,
                 "student_checkpoint": str(student_path),
+                "rec_model_type": rec_type,
             },
         )
         print_metrics_table(
