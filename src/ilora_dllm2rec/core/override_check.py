@@ -31,12 +31,17 @@ def leaf_keys(node: object, prefix: str = "") -> list[str]:
     return [prefix] if prefix else []
 
 
-def closest_key(key: str, keys: Sequence[str]) -> str | None:
-    """The group's spelling fixed (``distil.lr`` -> ``distill.lr``), else a key with the same last name
-    (``teacher.top_n`` -> ``teacher.export.top_n``), else the closest spelling within the same group
-    (``student.hiden_size`` -> ``student.hidden_size``), else None."""
+def closest_key(key: str, keys: Sequence[str], names: Sequence[str] = ()) -> str | None:
+    """The group's spelling fixed (``distil.lr`` -> ``distill.lr``; a group choice ``studnt=sasrec`` -> ``student``,
+    also among the extra top-level ``names``, e.g. config groups with no value such as ``experiment``), else a key
+    with the same last name (``teacher.top_n`` -> ``teacher.export.top_n``), else the closest spelling within the
+    same group (``student.hiden_size`` -> ``student.hidden_size``), else None."""
     group, _, rest = key.partition(".")
     groups = {k.partition(".")[0] for k in keys}
+    if not rest:  # a top-level name: most often a misspelled config group choice (studnt=sasrec)
+        close_name = difflib.get_close_matches(key, sorted(groups | set(names)), n=1, cutoff=0.75)
+        if close_name:
+            return close_name[0]
     if group not in groups and rest:  # a misspelled group: distil.lr -> distill.lr
         close_group = difflib.get_close_matches(group, sorted(groups), n=1, cutoff=0.75)
         if close_group and f"{close_group[0]}.{rest}" in keys:
@@ -55,6 +60,12 @@ def closest_key(key: str, keys: Sequence[str]) -> str | None:
 
 def composition_error(config_name: str, overrides: Sequence[str]) -> str | None:
     """The one-line error for ``overrides`` that do not compose with ``config_name`` (None when they do)."""
+    return compose_command_line(config_name, overrides)[1]
+
+
+def compose_command_line(config_name: str, overrides: Sequence[str]) -> tuple[DictConfig | None, str | None]:
+    """``(config, None)``: the config the run would get, with its ``hydra`` node (the run folder); or
+    ``(None, error)``: the one-line error for ``overrides`` that do not compose with ``config_name``."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -63,30 +74,32 @@ def composition_error(config_name: str, overrides: Sequence[str]) -> str | None:
 
     with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
         try:
-            compose(config_name=config_name, overrides=list(overrides))
-            return None
+            return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True), None
         except (HydraException, OmegaConfBaseException) as exc:
             message = " ".join(str(exc).split())
             unknown = _UNKNOWN_KEY.search(message)
             if unknown is None:
-                return message.split(" Config search path:")[0]
+                return None, message.split(" Config search path:")[0]
             key = unknown.group(1)
             groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0] and not o.startswith("+")]
             try:
                 reference = compose(config_name=config_name, overrides=groups)
             except (HydraException, OmegaConfBaseException):
                 reference = compose(config_name=config_name)
-    suggestion = closest_key(key, leaf_keys(reference))
+    config_groups = [p.name for p in config_dir().iterdir() if p.is_dir()]
+    suggestion = closest_key(key, leaf_keys(reference), config_groups)
     hint = f" (did you mean {suggestion}?)" if suggestion else ""
-    return f"{key} is not a config key{hint}; add --cfg job to a command to print every key and its value"
+    return None, f"{key} is not a config key{hint}; add --cfg job to a command to print every key and its value"
 
 
-def check_command_line(config_name: str, argv: Sequence[str] | None = None) -> None:
-    """Exit 2 with one ``error:`` line when the command line's overrides do not compose."""
+def check_command_line(config_name: str, argv: Sequence[str] | None = None) -> DictConfig | None:
+    """Exit 2 with one ``error:`` line when the command line's overrides do not compose; else the composed config
+    (with its ``hydra`` node), or None for a command line with flags, which is left to Hydra."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or any(a.startswith("-") for a in args):
-        return
-    error = composition_error(config_name, args)
+    if any(a.startswith("-") for a in args):
+        return None
+    composed, error = compose_command_line(config_name, args)
     if error is not None:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
+    return composed

@@ -10,6 +10,7 @@ Layout (ARCHITECTURE.md, seed 004 section 7.3)::
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,54 @@ class RunDir:
 
     def timings(self) -> dict:
         return read_json(self.time_json, "time.json") if self.time_json.is_file() else {}
+
+
+_RUN_DIR_FIX = "set hydra.run.dir (or paths.result_root) to a folder you can write"
+# what a run writes into an existing folder (resume=true): Hydra's config and job log, then our own sub-folders
+_RUN_DIR_FOLDERS = (".hydra", "logs", "metrics", "models", "tb")
+
+
+def run_dir_problem(run_dir: str | Path) -> str | None:
+    """Why ``run_dir`` cannot be created or written (None when it can), as one line naming the folder.
+
+    Checked before Hydra runs: Hydra itself reports a path under a regular file with a traceback, and an
+    existing read-only folder (``resume=true``) with ``Unable to configure handler 'file'``. ``os.access``
+    answers "no" on a read-only mount even to root (EROFS); root's writes to a chmod-ed folder do succeed.
+    """
+    run_dir = Path(os.path.abspath(run_dir))
+    if not run_dir.exists():
+        ancestor = run_dir.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            return f"cannot create the result folder {run_dir}: {ancestor} is a file, not a folder; {_RUN_DIR_FIX}"
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            return f"cannot create the result folder {run_dir}: {ancestor} is read-only; {_RUN_DIR_FIX}"
+        return None
+    if not run_dir.is_dir():
+        return f"the result folder {run_dir} is a file, not a folder; {_RUN_DIR_FIX}"
+    fix = "make it writable, or set hydra.run.dir to another folder"
+    for folder in (run_dir, *(run_dir / name for name in _RUN_DIR_FOLDERS)):
+        if folder.exists() and not folder.is_dir():
+            return f"cannot write the result folder {run_dir}: {folder} is a file, not a folder; {fix}"
+        if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+            return f"cannot write the result folder {run_dir}: {folder} is read-only; {fix}"
+    for file in (*run_dir.glob("*.log"), *run_dir.glob(".hydra/*.yaml")):  # rewritten or appended to
+        if file.is_file() and not os.access(file, os.W_OK):
+            return f"cannot write the result folder {run_dir}: {file} is read-only; {fix}"
+    return None
+
+
+def log_to_files(logger: logging.Logger, level: int, message: str) -> None:
+    """Record ``message`` in the log FILES ``logger`` reaches, not on the console: an entry point prints its
+    ``error:`` line on stderr itself, and the console handler (stdout) showed it a second time on a terminal."""
+    record = logger.makeRecord(logger.name, level, "(entry point)", 0, message, (), None)
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
+                handler.handle(record)
+        current = current.parent if current.propagate else None
 
 
 @contextmanager

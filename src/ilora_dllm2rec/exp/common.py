@@ -2,9 +2,15 @@
 
 ``hydra_entry`` turns a stage function ``fn(cfg, run)`` into a console-script ``main``:
 - the config is composed by Hydra (overrides apply, unknown keys are errors: struct mode);
-- a :class:`UserError` prints ONE line ``error: ...`` and exits with status 2;
+- a :class:`UserError` prints ONE line ``error: ...`` on stderr (once: the log files get it, the console
+  logger does not) and exits with status 2;
 - any other exception propagates, and Hydra prints it and exits with status 1.
 Nothing is swallowed: seed 000 reports an entry point that exited 0 on failure.
+
+Hydra creates the run folder (``hydra.run.dir``, ``.hydra/``, its job log) BEFORE the task function runs, so
+every refusal of a run that never starts (unknown keys and options, wrong types, values out of range, a result
+folder that cannot be written) happens in ``main`` before Hydra does: no folder is left behind, and an existing
+one (``resume=true``) is not touched.
 """
 
 from __future__ import annotations
@@ -12,19 +18,20 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..core.artifacts import read_json, update_json
 from ..core.config import check_override_types, check_switch_values, config_dir
 from ..core.errors import UserError
 from ..core.git_info import save_git_info
 from ..core.override_check import check_command_line
-from ..core.run_logging import RunDir
+from ..core.run_logging import RunDir, log_to_files, run_dir_problem
 from ..core.runtime import release_free_heap, tune_malloc
 from ..core.value_checks import check_value_ranges
 
@@ -151,27 +158,66 @@ def quiet_third_party_logs() -> None:
         pass
 
 
+def refuse(message: str) -> NoReturn:
+    """Print ``error: <message>`` as ONE line on stderr and exit with status 2."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def check_config(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
+    """ConfigError naming the first bad setting: switch values, override types, value ranges."""
+    check_switch_values(cfg)
+    check_override_types(cfg, overrides, config_name)
+    check_value_ranges(cfg)
+
+
+def check_before_start(config_name: str, argv: Sequence[str] | None = None) -> None:
+    """Exit 2 with one ``error:`` line, before Hydra creates the run folder, when the command line cannot start a
+    run: it does not compose, a setting is refused, or the result folder cannot be created or written.
+
+    Command lines with flags (``--multirun``, ``--cfg`` ...) are left to Hydra; the task checks the config again.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    composed = check_command_line(config_name, args)  # a misspelled key or group: one line and a suggestion
+    if composed is None:
+        return
+    try:
+        run_dir = OmegaConf.select(composed, "hydra.run.dir")
+    except Exception:  # an interpolation only Hydra's own run can resolve: Hydra reports on the folder itself
+        run_dir = None
+    cfg = composed.copy()
+    with open_dict(cfg):
+        del cfg["hydra"]  # what the task function receives (Hydra removes the node the same way)
+    try:
+        check_config(cfg, args, config_name)
+    except UserError as exc:
+        refuse(str(exc))
+    problem = run_dir_problem(run_dir) if run_dir else None
+    if problem:
+        refuse(problem)
+
+
 def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], object]], Callable[[], None]]:
     def decorate(fn: Callable[[DictConfig, RunDir], object]) -> Callable[[], None]:
         @functools.wraps(fn)
         def task(cfg: DictConfig) -> None:
             quiet_third_party_logs()
             tune_malloc(bool(cfg.general.tune_malloc))
+            try:  # already passed in main() unless the command line had flags; before our own sub-folders
+                check_config(cfg, command_line_overrides(), config_name)
+            except UserError as exc:
+                refuse(str(exc))
             run = run_dir_from_hydra()
             save_git_info(run.root)
             try:
-                check_switch_values(cfg)
-                check_override_types(cfg, command_line_overrides(), config_name)
-                check_value_ranges(cfg)
                 fn(cfg, run)
             except UserError as exc:
-                message = " ".join(str(exc).split())  # one line, always
-                log.error("error: %s", message)
-                print(f"error: {message}", file=sys.stderr, flush=True)
-                sys.exit(2)
+                # the run folder's logs keep the error; the console shows refuse()'s line only
+                log_to_files(log, logging.ERROR, "error: " + " ".join(str(exc).split()))
+                refuse(str(exc))
 
         def main() -> None:
-            check_command_line(config_name)  # a misspelled key: one line and a suggestion, before Hydra runs
+            check_before_start(config_name)
             hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)()
 
         main.task = task  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ alone is enough to rebuild it (``StudentLitModule.load_from_checkpoint``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -76,8 +77,23 @@ class StudentLitModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
-                "lower the learning rate (train.lr) or check the data; the last good checkpoint is kept"
+                f"lower the learning rate (train.lr) or check the data; {self.checkpoint_state()}"
             )
+
+    def checkpoint_state(self) -> str:
+        """What a diverged run leaves behind: checkpoints are written at epoch ends, so a NaN in the first epoch
+        finds none (saying "the last good checkpoint is kept" there sent users looking for a file that is not there)."""
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a Trainer: nothing was checkpointed
+            return "no checkpoint was written yet"
+        # every checkpoint callback (best/last may be separate ones): the newest file written is the last good one
+        callbacks = getattr(trainer, "checkpoint_callbacks", None) or [getattr(trainer, "checkpoint_callback", None)]
+        paths = {getattr(c, name, "") for c in callbacks for name in ("last_model_path", "best_model_path")}
+        written = [Path(p) for p in paths if p and Path(p).is_file()]
+        if written:
+            return f"the last good checkpoint is {max(written, key=lambda p: p.stat().st_mtime)}"
+        return "no checkpoint was written yet"
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=float(self.hparams.lr), weight_decay=self.hparams.weight_decay)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..core.artifacts import find_latest_artifact, fingerprint_matcher, read_manifest, write_json_atomic, write_manifest
 from ..core.errors import ArtifactError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
+from ..core.safe_load import load_checkpoint
 from ..core.seed import set_seed
 from ..core.trainer import build_trainer
 from ..data import SplitData, build_dataloader
@@ -77,7 +77,8 @@ def fit_student(
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else models_dir / "last.ckpt"
     if not best.is_file():
         raise ArtifactError(f"training produced no checkpoint in {models_dir}; check train.max_epochs > 0")
-    best_epoch = int(torch.load(best, map_location="cpu", weights_only=False).get("epoch", -1))
+    state = load_checkpoint(best, kind="student checkpoint", remedy="train again", weights_only=False, required=())
+    best_epoch = int(state.get("epoch", -1))
     return best, best_epoch
 
 
@@ -97,11 +98,18 @@ def evaluate_splits(model: SequentialRecommender, data: SplitData, cfg: DictConf
     return out
 
 
+STUDENT_REMEDY = "point the option at a best.ckpt written by a student stage (models/baseline, models/distill)"
+
+
 def load_student_checkpoint(path: str | Path) -> tuple[SequentialRecommender, dict]:
     """Rebuild a student from a Lightning checkpoint written by any student stage."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"student checkpoint not found: {path}")
+    # Read once through the shared helper (weights_only, as Lightning's default): a file that is no checkpoint is
+    # refused in one line instead of PyTorch's advice to unpickle it. Student checkpoints are small, so
+    # Lightning reading the file again to rebuild the module costs little.
+    load_checkpoint(path, kind="student checkpoint", remedy=STUDENT_REMEDY, required=("state_dict", "hyper_parameters"))
     module = StudentLitModule.load_from_checkpoint(path, map_location="cpu")
     model = module.model.eval()
     return model, dict(module.hparams)

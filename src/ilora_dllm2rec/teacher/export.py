@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from omegaconf import DictConfig
 
 from ..core.runtime import HeapGuard
+from ..core.safe_load import load_torch_file
 from ..core.trainer import resolve_precision
 from ..data import SampleSet, build_dataloader
 from .prompts import prompt_token_counts
@@ -98,7 +99,7 @@ def merge_shards(folder: Path, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
     ids = dist = None
     seen = np.zeros(num_rows, dtype=bool)
     for shard in sorted(folder.glob("shard_*.pt")):
-        part = torch.load(shard, weights_only=True)
+        part = load_torch_file(shard, kind="teacher export shard", remedy="run the export again")
         if not part:
             continue
         index = part["index"].numpy()

@@ -22,6 +22,7 @@ from ..core.distributed import barrier, is_rank_zero
 from ..core.errors import ArtifactError, ConfigError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
+from ..core.safe_load import load_checkpoint
 from ..core.seed import set_seed
 from ..core.trainer import build_trainer, inference_device
 from ..data import SampleSet, SplitData, build_dataloader
@@ -202,6 +203,9 @@ def build_teacher_module(cfg: DictConfig, model: ILoRAModel, meta: dict) -> Teac
     )
 
 
+TEACHER_REMEDY = "point the option at a models/teacher/best.ckpt written by run-teacher, or train the teacher again"
+
+
 def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) -> tuple[ILoRAModel, dict]:
     """Rebuild the teacher from a self-contained teacher checkpoint (see teacher/lit_module.py)."""
     path = Path(path)
@@ -211,10 +215,11 @@ def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) 
         raise ArtifactError(
             f"teacher checkpoint not found: {path}; run run-teacher or fix distill.teacher_checkpoint_path"
         )
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    meta = ckpt.get("teacher_meta")
-    if meta is None:
-        raise ArtifactError(f"{path} is not a teacher checkpoint (no teacher_meta); point at models/teacher/best.ckpt")
+    # weights_only=False as before this helper: a teacher checkpoint carries more than tensors and containers
+    ckpt = load_checkpoint(
+        path, kind="teacher checkpoint", remedy=TEACHER_REMEDY, weights_only=False, required=("teacher_meta",)
+    )
+    meta = ckpt["teacher_meta"]
     if int(meta["num_items"]) != data.num_items or meta["data_fingerprint"] != data.fingerprint:
         raise ArtifactError(
             f"teacher checkpoint {path} is for {meta['num_items']} items / data {meta['data_fingerprint']}, this run "
@@ -339,7 +344,7 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
                 val_dataloaders=build_dataloader(val, int(cfg.train.eval_batch_size), shuffle=False, seed=seed),
             )
         best = Path(ckpt.best_model_path) if ckpt.best_model_path else run.models(stage) / "last.ckpt"
-        best_state = torch.load(best, map_location="cpu", weights_only=False)
+        best_state = load_checkpoint(best, kind="teacher checkpoint", remedy="train it again", weights_only=False)
         model.load_trainable_state_dict({k.removeprefix("model."): v for k, v in best_state["state_dict"].items()})
         refit = None
         if int(cfg.teacher.head_refit.samples) > 0:
