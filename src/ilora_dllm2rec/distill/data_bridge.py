@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
+from ilora_dllm2rec.core.safe_load import load_torch_file
 from ilora_dllm2rec.data.types import SampleSet
 from ilora_dllm2rec.distill.text_matrix import line_number, read_matrix, write_matrix
 
@@ -316,10 +317,7 @@ def _check_distances(conf: np.ndarray, path: Path) -> None:
 def _load_embeddings(path: Path, num_items: int) -> torch.Tensor:
     if not path.exists():
         raise ArtifactError(f"{path} is missing; re-export the teacher or set distill.use_embedding_distill=false")
-    try:
-        emb = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure means an unusable file; say which
-        raise ArtifactError(f"{path} cannot be read as a tensor ({exc}); re-export the teacher") from exc
+    emb = load_torch_file(path, kind="tensor file", remedy="re-export the teacher (run-teacher)")
     if not isinstance(emb, torch.Tensor) or emb.dim() != 2:
         shape = tuple(emb.shape) if isinstance(emb, torch.Tensor) else type(emb).__name__
         raise ArtifactError(f"{path} must hold a 2-D tensor [num_items, D], got {shape}")
