@@ -16,7 +16,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from ilora_dllm2rec.core.trainer import build_trainer
 
 
-
 class FadingModule(L.LightningModule):
     """A one-weight model whose validation metric is best at epoch 0 and falls every epoch after."""
 
