@@ -73,6 +73,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--max-epochs", type=int, default=None, help="cap every run's epochs (smoke tests)")
     p.add_argument("--report-only", action="store_true", help="no training: compare what is complete")
+    p.add_argument("--step-cost", action="store_true",
+                   help="no training: time the distillation step per loss form against the public reference step "
+                        "(needs the complete teacher-ensemble row)")
+    p.add_argument("--steps", type=int, default=200, help="--step-cost: timed steps per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="--step-cost: interleaved rounds (best kept)")
     args = p.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.students = [s.strip() for s in args.students.split(",") if s.strip()]
@@ -246,9 +251,84 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     (args.work_dir / "summary.json").write_text(json.dumps(summary, indent=1))
 
 
+STEP_FORMS = {  # the preset's distillation settings, minus / plus each term (one SASRec, every training row)
+    "ce_only": {"use_ranking_distill": False, "listwise_weight": 0.0},
+    "bce_form": {"rd_form": "bce", "listwise_weight": 0.0},
+    "softmax_form": {"listwise_weight": 0.0},
+    "preset (softmax + listwise)": {},
+}
+
+
+def step_cost(args: argparse.Namespace, rows: dict[str, Row]) -> None:
+    """Samples/s of one distillation step (training_step + backward + Adam) per loss form and of the public
+    DLLM2Rec reference step (bench/reference_dllm2rec.py, its own BCE form), interleaved in one process."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from bench_common import compose_cfg, cycle, module_step_fn, time_steps
+    from ilora_dllm2rec.core.config import with_train_preset
+    from ilora_dllm2rec.data import build_dataloader, prepare_data
+    from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs, to_dense
+    from ilora_dllm2rec.distill.lit_module import DistillLitModule
+    from ilora_dllm2rec.distill.train import listwise_columns
+    from ilora_dllm2rec.student.losses import item_propensity
+    from reference_dllm2rec import ReferenceSASRec, reference_port_throughput
+    from reference_loops import sequence_frame
+
+    teacher = rows["teacher-ensemble"]
+    if not teacher.done():
+        sys.exit(f"error: --step-cost needs the complete teacher-ensemble row in {teacher.folder}: run the bench first")
+    torch.set_num_threads(args.threads)
+    overrides = [*common(args)[:4], "student=sasrec"]
+    cfg = with_train_preset(compose_cfg(overrides, "run_pipeline"), "distill", overrides)
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    folder = teacher.folder / "teacher_outputs"
+    dcfg = OmegaConf.to_container(cfg.distill, resolve=True)
+    outputs = load_teacher_outputs(folder, num_items=data.num_items, train_samples=data.train,
+                                   data_fingerprint=data.fingerprint, candidate_topk=int(dcfg["candidate_topk"]),
+                                   load_embeddings=False, listwise_topn=listwise_columns(cfg.distill))
+    dense = to_dense(outputs, len(data.train))
+    student_cfg = OmegaConf.to_container(cfg.student, resolve=True)
+    counts = data.train_target_counts()
+    bs, lr = int(cfg.train.batch_size), float(cfg.train.lr)
+    configs = {}
+    for name, change in STEP_FORMS.items():
+        torch.manual_seed(0)
+        module = DistillLitModule(student_cfg, data.num_items, lr=lr, target_counts=counts.tolist(),
+                                  llm_embedding_dim=None, ed_weight=0.0, distill_cfg={**dcfg, **change})
+        module.set_teacher_knowledge(*dense)
+        loader = cycle(build_dataloader(data.train, bs, shuffle=True, seed=0))
+        configs[name] = (lambda step, it: lambda: time_steps(step, it, 10, args.steps))(
+            module_step_fn(module, str(cfg.train.precision)), loader)
+    s = cfg.student
+    port = ReferenceSASRec(data.num_items, int(s.hidden_size), int(s.max_seq_len), float(s.dropout), 1, 0.0)
+    rank = torch.from_numpy(np.loadtxt(folder / "myrank_train.txt", dtype=np.int64))
+    conf = torch.from_numpy(np.loadtxt(folder / "confidence_train.txt", dtype=np.float32))
+    frame, prop = sequence_frame(data.train), item_propensity(torch.from_numpy(counts)).double()
+    settings = {**dcfg, "alpha": 0.0}  # no DRO, as the platform's ce student (use_dros: auto)
+    configs["public reference step (bce form)"] = lambda: reference_port_throughput(
+        port, frame, rank, conf, None, prop, settings, batch_size=bs, lr=lr, warmup=5, steps=args.steps)
+    best = {name: 0.0 for name in configs}
+    for _ in range(args.rounds):
+        for name, fn in configs.items():
+            best[name] = max(best[name], fn()["samples_per_s"])
+    ref, ce, preset = best["public reference step (bce form)"], best["ce_only"], best["preset (softmax + listwise)"]
+    print(command_line())
+    print(f"SASRec (experiment=ml100k_ce_distill), batch {bs}, {args.threads} thread(s), best of {args.rounds} "
+          f"interleaved rounds of {args.steps} steps; loss share = 1 - (ce_only step time / this step time)\n")
+    table = [[name, f"{v:,.0f}", f"{v / ref:.1f}x", "-" if name.startswith("public") else f"{1 - v / ce:.0%}"]
+             for name, v in best.items()]
+    print(markdown_table(["step", "samples/s", "vs reference", "distillation terms' share of the step"], table))
+    print(f"\npreset step vs reference: {preset / ref:.1f}x; "
+          f"new losses' share of the preset step: {1 - preset / ce:.0%}")
+
+
 def main() -> None:
     args = parse_args()
     rows = plan(args)
+    if args.step_cost:
+        step_cost(args, rows)
+        return
     if not args.report_only:
         execute(rows, args.jobs, args.threads)
     report(args, rows)
