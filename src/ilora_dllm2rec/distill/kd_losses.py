@@ -20,7 +20,7 @@ Choices (documented deviations / freedoms of the spec):
   (default, ``distill.rd_mean``): they count as zeros in the mean over the whole batch, so a sample's KD
   weight does not depend on how many others the policy selected (ALGORITHMS: "mean_u" over training
   samples; unselected samples "simply get no KD loss"). ``"selected"`` averages over the selected rows
-  only (the behaviour before the fourth session): at a 5% budget each selected row then weighs ~20x
+  only: at a 5% budget each selected row then weighs ~20x
   more. With none selected the loss is a zero that is still attached to the graph.
 - ``reference_compat=True`` reproduces the public code's negative term ``log sigma(1 - s_neg)``.
 - Logs are computed stably (``softplus``), so values agree with the reference formula where the
