@@ -1,7 +1,14 @@
-"""Baseline vs DLLM2Rec-distilled students on the real MovieLens-100K (issue 4 benchmark).
+"""Baseline vs DLLM2Rec-distilled students on the real MovieLens-100K, and the distillation step's speed.
+Feeds docs/BENCHMARKS.md "Distillation speed against the public DLLM2Rec reference", "Distillation in DLLM2Rec's
+own student setting", "iLoRA teacher: speed and memory" and "iLoRA teacher: quality against its SASRec".
 
-    PYTHONPATH=src python bench/bench_distill.py [--data-dir DIR] [--students sasrec,gru4rec] [--teacher sasrec]
-        [--epochs 200] [--teacher-epochs 200] [--teacher-override teacher.max_train_samples=2000 ...] [--quick]
+    PYTHONPATH=src:bench python bench/bench_distill.py --data-dir ../shared/data/ml-100k \
+        --work-dir result/bench/ml100k [--students sasrec,gru4rec] [--teacher sasrec|ilora|ensemble]
+        [--reuse] [--no-throughput] [--override KEY=VALUE ...] [--teacher-override ...] [--distill-override ...]
+        [--epochs 200] [--quick]
+
+Rows already in ``--work-dir`` (``<row>.json``) are kept with ``--reuse``; a teacher row copied from another
+work dir is reused too, so several student seeds can share one teacher.
 
 Stages are the platform's library functions, with the train preset switched per stage as run-pipeline does
 (``with_train_preset(cfg, "student" | "teacher" | "distill", overrides)``): ``run_baseline_stage`` per student,
@@ -218,7 +225,7 @@ def worker_teacher(args: argparse.Namespace, backend: str) -> dict:
     run_export_stage(cfg, run, data)
     times = run.timings()
     llm = {}
-    if clock is not None:  # issue 3's benchmark: rates and the FLOP fraction against this process's bf16 peak
+    if clock is not None:  # LLM teacher speed: rates and the FLOP fraction against this process's bf16 peak
         peak = teacher_clock.matmul_peak(torch.bfloat16)
         llm = {
             "llm_non_embedding_params": clock.llm_params,
@@ -504,7 +511,7 @@ def throughput_table(r: dict) -> str:
 
 
 def llm_teacher_table(r: dict, baseline: dict | None) -> str:
-    """Issue 3's benchmark: LLM teacher speed as a fraction of the bf16 matmul peak, and quality vs SASRec."""
+    """LLM teacher speed as a fraction of the bf16 matmul peak, and quality vs its SASRec."""
     peak = r["matmul_peak"]
     lines = [
         f"LLM non-embedding parameters: {r['llm_non_embedding_params']:,}; bf16 matmul peak of this process: "

@@ -1,6 +1,8 @@
 """Teacher LLM speed on this machine: forward (hidden states only) and one MoE-LoRA training step.
+Feeds docs/BENCHMARKS.md "iLoRA teacher: speed and memory" (the micro-benchmark).
 
-    PYTHONPATH=src python bench/bench_teacher_llm.py [--cache-dir data/models] [--batch 8] [--tokens 128] [--rounds 4]
+    PYTHONPATH=src:bench python bench/bench_teacher_llm.py [--cache-dir data/models] [--batch 8] [--tokens 128] \
+        [--rounds 4] [--configs bf16/sdpa,bf16/eager] [--compile [full]]
 
 Uses the embedded SmolLM2-135M-Instruct (prepare it first: python -m ilora_dllm2rec.teacher.prepare_llm) and
 MovieLens-like titles; prints samples/s per dtype / attention and the training step time (MoE-LoRA on q,k,v,o,
@@ -88,10 +90,10 @@ def _setup(dtype: str, attn: str, cache_dir: Path, batch: int, tokens: int) -> d
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cache-dir", default="data/models")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--tokens", type=int, default=128)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache-dir", default="data/models", help="converted LLMs (prepare-llm writes them here)")
+    ap.add_argument("--batch", type=int, default=8, help="prompts per batch")
+    ap.add_argument("--tokens", type=int, default=128, help="maximum prompt tokens (teacher.max_prompt_tokens)")
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds; the minimum over rounds is reported")
     ap.add_argument("--configs", default="bf16/sdpa,bf16/eager,fp32/sdpa", help="dtype/attn pairs")
     ap.add_argument("--train-dtypes", default="bf16", help="dtypes whose training step is timed")

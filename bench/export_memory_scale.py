@@ -1,10 +1,11 @@
 """Peak RSS growth of the teacher export and of the selection policies' student pass at ml-1m scale.
+Feeds docs/BENCHMARKS.md "Memory at ml-1m scale".
 
-    PYTHONPATH=src python bench/export_memory_scale.py {export|select} ROWS [--run /tmp/scale/result/run1]
+    PYTHONPATH=src:bench python bench/export_memory_scale.py {export|select} ROWS --run result/bench/scale/run1
 
-Needs a run folder of `run-pipeline teacher=sasrec` on ml-1m-sized synthetic data (command in
-docs/BENCHMARKS.md "Memory at ml-1m scale"). Prints wall time and the peak and final RSS growth over the loop
-(RSS sampled every 50 ms in a thread). Run it before and after a change in one session (`git stash`).
+Needs a run folder of `run-pipeline teacher=sasrec` on ml-1m-sized synthetic data (the command in that
+section). Prints wall time and the peak and final RSS growth over the loop (RSS sampled every 50 ms in a
+thread). To measure a code change, run it on the code before and after the change.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from omegaconf import OmegaConf
 from bench_common import command_line
 
 
-# not core/runtime.resident_mb: this script must also run on the code before that existed (git stash)
+# not core/runtime.resident_mb: this script must also run on code older than that function
 def resident_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * 4096 / 2**20
@@ -29,9 +30,9 @@ def resident_mb() -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("loop", choices=["export", "select"])
-    p.add_argument("rows", type=int)
-    p.add_argument("--run", type=Path, default=Path("/tmp/scale/result/run1"), help="the run-pipeline folder")
+    p.add_argument("loop", choices=["export", "select"], help="the teacher export or the selection's student pass")
+    p.add_argument("rows", type=int, help="training rows to loop over (960855 = every row of the ml-1m-sized data)")
+    p.add_argument("--run", type=Path, required=True, help="the run-pipeline folder (result/bench/scale/run1)")
     args = p.parse_args()
     if not (args.run / ".hydra" / "config.yaml").is_file():
         p.error(f"--run {args.run}: no .hydra/config.yaml (run the pipeline command of docs/BENCHMARKS.md first)")

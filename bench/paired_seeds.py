@@ -1,6 +1,8 @@
 """Is a student's gain over its baseline real across seeds? Paired comparisons per seed and pooled.
+Feeds docs/BENCHMARKS.md "Seed-to-seed spread and paired comparisons" and "Distillation in DLLM2Rec's own
+student setting".
 
-    PYTHONPATH=src:bench python bench/paired_seeds.py --data-dir ../shared/data/ml-100k \
+    PYTHONPATH=src:bench python bench/paired_seeds.py --data-dir ../shared/data/ml-100k --work-dir result/bench/paired \
         --pair RUN_A/models/baseline:RUN_A/models/distill --pair RUN_B/models/baseline:RUN_B/models/distill ...
 
 Each ``--pair BASELINE:OTHER`` names two student checkpoints (files or ``models/<stage>`` folders) trained with
@@ -42,7 +44,7 @@ def per_user(path: Path, data, split: str, ks: list[int]) -> dict[str, np.ndarra
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
-    p.add_argument("--work-dir", type=Path, default=Path("/tmp/paired_seeds"), help="data cache folder")
+    p.add_argument("--work-dir", type=Path, default=Path("result/bench/paired"), help="data cache folder")
     p.add_argument("--pair", action="append", required=True, help="BASELINE:OTHER checkpoints of one seed")
     p.add_argument("--split", default="test", choices=["val", "test"])
     p.add_argument("--metrics", default="ndcg@10,hr@10")

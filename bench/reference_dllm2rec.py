@@ -1,4 +1,6 @@
-"""The public DLLM2Rec reference training step, ported operation for operation, for issue 4's speed ratio.
+"""The public DLLM2Rec reference training step, ported operation for operation: the distillation speed ratio of
+docs/BENCHMARKS.md "Distillation speed against the public DLLM2Rec reference". A helper module of
+bench_distill.py (no command of its own).
 
 ``bench/reference_loops.py`` re-implements the reference loop's data handling around the platform's own losses
 and understates its cost on purpose (``json.loads`` parsing, one Python-drawn negative, gathered LLM rows).

@@ -1,4 +1,5 @@
 """Reference-style training loops, written for the benchmarks so speed-ups are ratios measured in one run.
+A helper module of bench_students.py and bench_distill.py (no command of its own).
 
 - :func:`plain_loop_throughput`: the minimal hand loop of common public SASRec implementations: a
   per-sample ``Dataset`` (one ``__getitem__`` per row), ``DataLoader(batch_size=256, shuffle=True)`` with

@@ -1,6 +1,7 @@
 """Instruments an iLoRA teacher run from the outside (no library change): time and prompt tokens per phase,
 the LLM's non-embedding parameter count, and this machine's bf16 matrix-multiply peak, measured in the same
-process so FLOP-rate fractions compare like with like.
+process so FLOP-rate fractions compare like with like. A helper module of bench_distill.py,
+bench_teacher_llm.py and teacher_export_only.py (no command of its own).
 
 Phases: ``train`` (Lightning training batches: forward + backward + optimizer step), ``predict`` (the export's
 top-N batches) and ``other`` (validation/test evaluation and item embeddings). Tokens are the real prompt

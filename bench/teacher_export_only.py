@@ -1,12 +1,15 @@
 """Re-run only the export stage of an iLoRA teacher that ``bench_distill.py`` trained, with the phase clock.
+Feeds docs/BENCHMARKS.md "iLoRA teacher: speed and memory" (export in a fresh process).
 
-    PYTHONPATH=src python bench/teacher_export_only.py --work-dir /tmp/bt7 --teacher-override experiment=ml100k_cpu
+    PYTHONPATH=src:bench python bench/teacher_export_only.py --data-dir ../shared/data/ml-100k \
+        --work-dir result/bench/ilora --teacher-override experiment=ml100k_cpu [--teacher-override active=all]
 
 ``--work-dir`` and ``--teacher-override`` as given to the ``bench_distill.py --teacher ilora`` run that trained
 the teacher (its ``run_teacher-ilora`` folder is reused; ``teacher_outputs`` are rewritten with the same
 content). A fresh process, so the export's rate is measured without the training stage before it; the rate
 is against the bf16 matmul peak measured in this process afterwards, as in ``bench_distill.py``. Prints JSON.
-Not part of the test run.
+Options are ``bench_distill.py``'s (its ``--help``). With ``--teacher-override active=all`` it also writes the
+every-row export that distillation without a selection needs.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from bench_common import command_line, worker_setup
 
 def export_setup():
     """(args, export()) for the trained iLoRA teacher of ``--work-dir``, with the phase clock installed:
-    ``export()`` runs the export stage once. Shared with ``teacher_export_after_training.py``."""
+    ``export()`` runs the export stage once."""
     args = bench_distill.parse_args()
     if args.work_dir is None or not (args.work_dir / "run_teacher-ilora" / "models" / "teacher").is_dir():
         sys.exit("error: --work-dir must hold a bench_distill.py run with a trained iLoRA teacher (run_teacher-ilora)")

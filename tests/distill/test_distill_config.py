@@ -1,4 +1,4 @@
-"""conf/distill/dllm2rec.yaml: the customer's names exist and drive the loss."""
+"""conf/distill/dllm2rec.yaml: the key names users' configs use exist and drive the loss."""
 
 from __future__ import annotations
 

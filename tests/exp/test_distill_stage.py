@@ -107,7 +107,7 @@ def test_same_seed_same_distilled_metrics(tiny_cfg, tmp_path, exported):
 
 
 def test_init_from_a_baseline_of_another_shape_is_a_clear_error(tiny_cfg, tmp_path, exported):
-    """A two-block baseline must not half-initialise a one-block student (the default changed in session 10)."""
+    """A two-block baseline must not half-initialise a one-block student (older baselines have two blocks)."""
     data, _ = exported
     run = RunDir(tmp_path / "result" / "result_20000101_000002")
     cfg = distill_cfg(tiny_cfg, ["distill.init_from_baseline=true", "student.num_blocks=2"])

@@ -72,7 +72,7 @@ def test_unknown_keys_and_options_fail_loudly(tmp_path, extra, needle):
 
 
 def test_user_error_is_one_line_and_exit_2(tmp_path):
-    """Seed 000: an entry point exited 0 while swallowing an exception. Here: exit 2, one clear line."""
+    """An entry point must not exit 0 while swallowing an exception. Here: exit 2, one clear line."""
     overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("dataset.synthetic")]
     overrides += ["dataset=ml-100k", f"dataset.data_dir={tmp_path / 'missing'}"]
     proc = run_entry("run_student_baseline", overrides, tmp_path, timeout=120)

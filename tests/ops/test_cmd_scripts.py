@@ -9,7 +9,7 @@ import pytest
 
 from .ops_helpers import ROOT, calls, fake_bin, make_project, movielens_zip, run_script, script_env, write_fake
 
-# script -> entry-point module it runs (seed 004 section 8 names included)
+# script -> entry-point module it runs (the specification's script names included)
 ENTRY_SCRIPTS = {
     "run_preprocess_data.sh": "run_preprocess_data",
     "run_student_baseline.sh": "run_student_baseline",
@@ -129,7 +129,7 @@ def test_env_shell_is_sourced_in_order_without_nounset(tmp_path: Path) -> None:
 
 
 def test_env_shell_python_setting_is_honoured(tmp_path: Path) -> None:
-    """ILORA_PYTHON set in env_shell/ (the customer's machine settings) selects the interpreter."""
+    """ILORA_PYTHON set in env_shell/ (the user's machine settings) selects the interpreter."""
     proj = make_project(tmp_path)
     mine = write_fake(tmp_path / "py" / "conda-python")
     (proj / "env_shell").mkdir()

@@ -1,4 +1,4 @@
-"""The Colab sequence end to end, for real, in a FRESH virtual environment on CPU (seed 000, issue 5).
+"""The Colab sequence end to end, for real, in a FRESH virtual environment on CPU, as a Colab user runs it.
 
 01 installs the project with pip into the new environment (torch: the lock's version, which pip takes
 from the machine's local wheels when it has them), then 02 (synthetic data), 10, 11 and 12 run with tiny

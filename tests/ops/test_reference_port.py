@@ -1,5 +1,5 @@
 """The ported public DLLM2Rec reference step (bench/reference_dllm2rec.py) runs and trains on a tiny table, with
-and without its DRO term and embedding distillation: the issue-4 speed ratio is measured against it."""
+and without its DRO term and embedding distillation: the distillation speed ratio is measured against it."""
 
 from __future__ import annotations
 

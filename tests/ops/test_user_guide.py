@@ -1,5 +1,5 @@
 """The user guides stay in step with the code: every `group.key=` they show exists in the composed
-config, every cmd/ script they name exists (and each one is documented), the customer's names appear."""
+config, every cmd/ script they name exists (and each one is documented), the option names users type appear."""
 
 from __future__ import annotations
 

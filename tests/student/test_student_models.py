@@ -244,7 +244,7 @@ def test_history_bias_must_be_a_bool() -> None:
 def test_llm_item_embedding_gradient_is_deterministic_across_threads() -> None:
     """The projected LLM table is gathered with ``F.embedding``: advanced indexing (``table[ids]``) sums
     repeated items' gradients in a thread-dependent order on CPU, which made distillation with embedding
-    distillation differ between processes in the 4th digit (fifth session's quickstart)."""
+    distillation differ between processes in the 4th digit (the quickstart's distilled metric)."""
     num_items, dim = 300, 64
     model = build_student({"name": "sasrec", "max_seq_len": 50, "emb_size": dim, "hidden_size": dim}, num_items)
     model.set_llm_item_embeddings(torch.randn(num_items, 96, generator=torch.Generator().manual_seed(1)), 0.5)

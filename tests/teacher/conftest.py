@@ -1,4 +1,4 @@
-"""Teacher test fixtures: a tiny random Llama (built once per session) and a tiny frozen student."""
+"""Teacher test fixtures: a tiny random Llama (built once per test run) and a tiny frozen student."""
 
 from __future__ import annotations
 

@@ -160,7 +160,7 @@ def test_residual_head_starts_as_the_student(make_model, batch) -> None:
     out = model(seq, len_seq)
     assert torch.allclose(out["q_u"], out["z_u"] + model.head(out["h_u"]), atol=1e-6)
     assert not torch.allclose(out["scores"], student_scores, atol=1e-3)
-    plain = make_model(head_residual=False).eval()  # ALGORITHMS' literal q_u = P(h_u): random start
+    plain = make_model(head_residual=False).eval()  # iLoRA's literal head q_u = P(h_u): random start
     out = plain(seq, len_seq)
     assert torch.allclose(out["q_u"], plain.head(out["h_u"])) and not torch.allclose(out["q_u"], out["z_u"])
 

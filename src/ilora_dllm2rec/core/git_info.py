@@ -1,4 +1,4 @@
-"""Record the code version of a run (seed 004 section 6.1)."""
+"""Record the code version of a run (git_info.txt in the run folder)."""
 
 from __future__ import annotations
 

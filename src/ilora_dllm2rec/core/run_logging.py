@@ -1,6 +1,6 @@
 """Run folders, per-stage log files, TensorBoard locations and ``time_block`` timings.
 
-Layout (ARCHITECTURE.md, seed 004 section 7.3)::
+Layout (the result folder of README.md)::
 
     result/result_{YYYYMMDD_HHMMSS}/
       .hydra/  logs/train_{stage}.log  tb/{stage}/  models/{stage}/  metrics/eval_*.json
@@ -20,7 +20,7 @@ from pathlib import Path
 from .artifacts import read_json, update_json
 from .distributed import is_rank_zero
 
-# stage name -> log file stem (seed 004 names: train_teacher.log, train_student_baseline.log, train_distill.log)
+# stage name -> log file stem (the names users' tools read: train_teacher.log, train_student_baseline.log, ...)
 LOG_NAMES = {
     "baseline": "train_student_baseline",
     "teacher": "train_teacher",

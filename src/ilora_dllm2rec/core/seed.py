@@ -1,4 +1,4 @@
-"""Seeding of Python, numpy and torch (seed 004 section 6.1)."""
+"""Seeding of Python, numpy and torch (`general.seed`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which training samples get the teacher's knowledge (seed 004 section 6.4: Active Learning hook).
+"""Which training samples get the teacher's knowledge (the active-learning hook: ``active=...``).
 
 Used twice: before export (which samples the teacher is asked about) and during training (which
 samples get the KD loss). ``select`` returns a bool mask over ALL training rows.

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 def init_from_baseline(model: torch.nn.Module, path: Path, student_cfg: dict) -> None:
     """Copy a baseline's weights into the student; a different architecture is an error, not a partial copy.
 
-    Without the check a two-block baseline (the default before the tenth session) would silently give a
+    Without the check a two-block baseline (``num_blocks`` 2, the older default) would silently give a
     one-block student its first block only.
     """
     baseline, hparams = load_student_checkpoint(path)

@@ -5,7 +5,7 @@
 - a :class:`UserError` prints ONE line ``error: ...`` on stderr (once: the log files get it, the console
   logger does not) and exits with status 2;
 - any other exception propagates, and Hydra prints it and exits with status 1.
-Nothing is swallowed: seed 000 reports an entry point that exited 0 on failure.
+Nothing is swallowed: an entry point that exits 0 on failure hides the failure from scripts and CI.
 
 Hydra creates the run folder (``hydra.run.dir``, ``.hydra/``, its job log) BEFORE the task function runs, so
 every refusal of a run that never starts (unknown keys and options, wrong types, values out of range, a result

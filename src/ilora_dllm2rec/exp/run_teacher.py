@@ -1,4 +1,4 @@
-"""Train the teacher and export its knowledge for distillation (seed 004: 教師モデル学習＋教師出力生成).
+"""Train the teacher and export its knowledge for distillation (教師モデル学習＋教師出力生成).
 
 ``run-teacher dataset=ml-100k`` / ``python -m ilora_dllm2rec.exp.run_teacher train=teacher
 teacher.rec_model_checkpoint_path=result/result_X/models/baseline/best.ckpt`` / ``run-teacher teacher=sasrec``.

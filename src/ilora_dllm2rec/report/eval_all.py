@@ -1,7 +1,7 @@
 """Evaluate baseline, teacher and distilled models with ONE protocol (the shared evaluator).
 
 Which models: report/collect.py (``eval.collect=newest|all``, ``eval.runs=[...]``). Writes
-``all_evaluation_results.json`` (run root, the customer's name), ``metrics/eval_all.md`` (a table) and
+``all_evaluation_results.json`` (run root, the name users' tools read), ``metrics/eval_all.md`` (a table) and
 ``metrics/eval_all.png`` (bars with their values, and the relative gains against the reference with their intervals).
 """
 

@@ -3,7 +3,7 @@
 Input: item embedding * sqrt(d) + learned position embedding, dropout, padding positions zeroed.
 Positions (``positions``): ``recency`` (default) counts back from the most recent item (0 = the last
 item), which is what pmixer's left-padded layout gives (the last item always sits at the same position);
-``absolute`` counts from the oldest kept item (0 = first), the session-1 behaviour, kept for old
+``absolute`` counts from the oldest kept item (0 = first), the older default, kept for old
 checkpoints. With right padding and short histories the two differ: under ``absolute`` the position of
 the most recent item depends on the history length. Then
 ``num_blocks`` x [causal multi-head self-attention,

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def resolve_llm_path(cfg: Mapping[str, Any]) -> str:
-    """``teacher.llm_model_name`` (the customer's older key) wins when set; otherwise ``teacher.llm_path``."""
+    """``teacher.llm_model_name`` (older key kept for users' configs) wins when set; else ``teacher.llm_path``."""
     alias, path = cfg.get("llm_model_name"), cfg.get("llm_path")
     if alias:
         if path and str(path) != str(alias):

@@ -13,7 +13,7 @@ Flow for a batch of histories ``(seq, len_seq)``:
 4. head: ``scores = Linear(D -> N)(h_u)``, or ``q_u = z_u + P(h_u)`` (``head_residual``, default; ``P``
    zero-initialised) or ``q_u = P(h_u)``, and ``scores = student.score(q_u)`` (``q_u @ E_student[:N]^T`` for the
    usual tied student); either head then adds the frozen student's history bias (``student.history_bias``).
-   The residual form is our decision (docs/DESIGN.md): ALGORITHMS section 6 writes
+   The residual form is this platform's (docs/ALGORITHMS.md section 6, docs/DESIGN.md): iLoRA's head is
    ``q_u = P(h_u)``, but then the teacher starts from random scores far below the frozen student it is built
    on; with the residual the teacher's initial ranking IS the student's and training only learns what the LLM
    adds, like LoRA's B = 0 start.

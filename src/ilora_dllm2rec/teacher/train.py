@@ -84,7 +84,7 @@ def check_rec_model_type(cfg: DictConfig, path: Path, hparams: dict) -> str:
 
 def baseline_for_teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str]) -> Path:
     """teacher.rec_model_checkpoint_path, else this run's baseline, else the newest matching baseline run (of type
-    ``teacher.rec_model_type`` when set); with none of these, train a baseline into this run first (seed 000: no
+    ``teacher.rec_model_type`` when set); with none of these, train a baseline into this run first (users need no
     manual path juggling)."""
     wanted = requested_rec_model_type(cfg)
     explicit = cfg.teacher.rec_model_checkpoint_path
@@ -349,7 +349,7 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
         refit = None
         if int(cfg.teacher.head_refit.samples) > 0:
             refit, best = refit_teacher_head(cfg, run, data, model, val, best_state, slog)
-        # seed 000: after fit, evaluate on a known device (Lightning's teardown has moved the module to the CPU)
+        # after fit, evaluate on a known device (Lightning's teardown has moved the module to the CPU)
         device = inference_device(cfg.train)
         model.to(device)
         results = evaluate_teacher(model, data, cfg, device=device)
