@@ -1,4 +1,4 @@
-# CUDA image for A100 (and other NVIDIA) GPUs (seed 001 section 1):
+# CUDA image for A100 (and other NVIDIA) GPUs:
 #   docker build -t ilora-dllm2rec:latest .
 #   docker run -d --name ilora-dev-container -v "$(pwd)":/workspace -w /workspace --gpus all \
 #       --shm-size=16g -it ilora-dllm2rec:latest

@@ -1,6 +1,7 @@
 """Distilled CE students vs. their own CE baselines on MovieLens-100K, over seeds, paired and pooled.
 
-    PYTHONPATH=src:bench python bench/ce_distill.py --data-dir ../shared/data/ml-100k --work-dir /tmp/ce \
+    PYTHONPATH=src:bench python bench/ce_distill.py --data-dir ../shared/data/ml-100k \
+        --work-dir result/bench/ce_distill
         [--seeds 42,0,1] [--students sasrec,gru4rec,caser] [--arms ensemble,self,bce] [--jobs 2 --threads 1] \
         [--arm-override ensemble=distill.listwise_weight=2 ...] [--ilora-export DIR]
 
@@ -22,6 +23,8 @@ Then every model is scored per user on validation and test (the shared evaluator
 with its student's baseline: per seed and pooled over seeds (each user's values averaged over the seeds), with
 the paired bootstrap interval and sign-flip p-value of ``run-eval-all`` (core/significance.py). Model
 selection inside every run is on validation only. Prints a Markdown table and writes ``summary.json``.
+``--step-cost`` times the distillation step per loss form against the public reference step instead.
+Feeds docs/BENCHMARKS.md "Distillation for the CE student (experiment=ml100k_ce_distill)".
 """
 
 from __future__ import annotations

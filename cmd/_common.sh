@@ -34,7 +34,7 @@ ilora_die() {
     exit "$code"
 }
 
-# The customer's env_shell scripts set CUDA / PATH variables. They are often written for an
+# Users' env_shell scripts set CUDA / PATH variables. They are often written for an
 # interactive shell (e.g. `export LD_LIBRARY_PATH=/usr/local/cuda/lib64:$LD_LIBRARY_PATH` with the
 # variable unset), so they are sourced without `set -u`; a failing command in them still stops us.
 ilora_source_env_shell() {

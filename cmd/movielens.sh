@@ -3,7 +3,7 @@
 #   ./cmd/movielens.sh                  ml-1m   -> data/ml-1m/   (ratings.dat, movies.dat, users.dat)
 #   ./cmd/movielens.sh ml-100k          ml-100k -> data/ml-100k/ (u.data, u.item, ...)
 #   ./cmd/movielens.sh ml-1m /mnt/ds/ml-1m    another destination (then: dataset.data_dir=/mnt/ds/ml-1m)
-# `movielens` is accepted as a name for ml-1m (the customer's config name).
+# `movielens` is accepted as a name for ml-1m (the name in users' existing configs).
 # Nothing is downloaded when the destination already holds the data. The archive is checked (zip
 # integrity, and the MD5 GroupLens publishes next to it when that can be fetched) and unpacked into a
 # temporary folder first: a failed or interrupted download never leaves a half-filled data folder.

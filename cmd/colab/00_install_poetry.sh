@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# OPTIONAL (seed 000 step 1.1): install Poetry 2 into the notebook's Python, for users who manage the
+# OPTIONAL: install Poetry 2 into the notebook's Python, for users who manage the
 # environment with Poetry. Recommended on Colab instead: 01_install_dependencies.sh (pip into the
 # notebook's Python, keeping Colab's CUDA PyTorch). `poetry install` builds its own virtual environment
 # with its own torch (several GB); afterwards the 02/10/11/12 scripts run through `poetry run` by themselves.

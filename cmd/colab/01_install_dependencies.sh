@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Install the project with pip into the notebook's Python (seed 000 step 1.2):
+# Install the project with pip into the notebook's Python:
 #   bash cmd/colab/01_install_dependencies.sh          the project and its dependencies
 #   bash cmd/colab/01_install_dependencies.sh dev      also the test tools (pytest, ruff)
 # Colab ships a CUDA build of PyTorch. When the installed torch satisfies pyproject.toml's range it is
 # KEPT: the other dependencies are installed with a constraint file pinning exactly that torch, so pip
-# can neither reinstall, upgrade nor downgrade it (seed 000: pinned versions broke on Colab). Without a
+# can neither reinstall, upgrade nor downgrade it (pinned versions broke on Colab). Without a
 # torch (or with one outside the range, after a warning) the torch version of requirements.lock is
 # installed first. ILORA_PYTHON selects another interpreter (default: python3 on PATH).
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare a data set (seed 000 step 2.1): download MovieLens when it is missing, then run
+# Prepare a data set: download MovieLens when it is missing, then run
 # run-preprocess-data (splits, cached). The first argument names the data set (default ml-1m); the rest
 # are Hydra overrides:
 #   bash cmd/colab/02_prepare_dataset.sh                       MovieLens-1M into data/ml-1m/

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train and evaluate the baseline student (seed 000 step 3.1). Arguments are Hydra overrides:
+# Train and evaluate the baseline student. Arguments are Hydra overrides:
 #   bash cmd/colab/10_run_student_baseline.sh dataset=ml-1m
 #   bash cmd/colab/10_run_student_baseline.sh dataset=ml-1m student=gru4rec train.batch_size=512
 # Result: result/result_{YYYYMMDD_HHMMSS}/models/baseline/ (best.ckpt, manifest.json), used by 11.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the iLoRA teacher and export its outputs (seed 000 step 3.2). The baseline student it builds on
+# Train the iLoRA teacher and export its outputs. The baseline student it builds on
 # is, in this order:
 #   - teacher.rec_model_checkpoint_path=... given among the arguments;
 #   - a first argument that is a path: a best.ckpt, its models/baseline folder, or a result_* run folder;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Distil the teacher into a student with DLLM2Rec (seed 000 step 3.3). The teacher knowledge used is,
+# Distil the teacher into a student with DLLM2Rec. The teacher knowledge used is,
 # in this order:
 #   - distill.teacher_outputs_dir=... or distill.teacher_checkpoint_path=... given among the arguments;
 #   - a first argument that is a path: a teacher_outputs folder (myrank_train.txt ...), a result_* run

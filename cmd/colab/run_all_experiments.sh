@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every Colab step in order (seed 000 step 3.4): 02 prepare data -> 10 baseline -> 11 teacher ->
+# Every Colab step in order: 02 prepare data -> 10 baseline -> 11 teacher ->
 # 12 distillation -> run-eval-all (the three models side by side). Each step hands its result to the
 # next through the newest complete run folder. The first argument names the data set (default ml-1m);
 # the rest are Hydra overrides given to every step. Stops at the first failing step with its exit code.

@@ -37,7 +37,7 @@ VARIANTS = [
     ["teacher=ilora_llama2"],
     ["active=uncertainty"],
 ]
-CUSTOMER_NAMES = [
+USER_FACING_NAMES = [
     "train=student",
     "limit_data_rows",
     "teacher.rec_model_checkpoint_path",
@@ -90,11 +90,11 @@ def test_documented_overrides_exist(guide: Path, config_keys: set[str]) -> None:
 
 
 @pytest.mark.parametrize("guide", GUIDES, ids=lambda p: p.name)
-def test_documented_scripts_exist_and_customer_names_appear(guide: Path) -> None:
+def test_documented_scripts_exist_and_user_facing_names_appear(guide: Path) -> None:
     text = guide.read_text()
     for rel in set(re.findall(r"cmd/[\w/]+\.sh", text)):
         assert (ROOT / rel).is_file(), rel
-    for name in CUSTOMER_NAMES:
+    for name in USER_FACING_NAMES:
         assert name in text, name
 
 

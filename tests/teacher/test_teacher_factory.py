@@ -28,7 +28,7 @@ def _teacher_cfg(name: str = "ilora", extra: list[str] | None = None):
         return compose("config", overrides=[f"teacher={name}", *(extra or [])]).teacher
 
 
-def test_config_has_every_customer_key() -> None:
+def test_config_has_every_user_facing_key() -> None:
     cfg = _teacher_cfg()
     assert set(REQUIRED_KEYS) <= set(cfg.keys())
     assert set(cfg.export.keys()) == {"top_n", "batch_size", "item_embedding_adapters"}
