@@ -1,7 +1,7 @@
 """Distilled CE students vs. their own CE baselines on MovieLens-100K, over seeds, paired and pooled.
 
     PYTHONPATH=src:bench python bench/ce_distill.py --data-dir ../shared/data/ml-100k \
-        --work-dir result/bench/ce_distill
+        --work-dir result/bench/ce_distill \
         [--seeds 42,0,1] [--students sasrec,gru4rec,caser] [--arms ensemble,self,bce] [--jobs 2 --threads 1] \
         [--arm-override ensemble=distill.listwise_weight=2 ...] [--ilora-export DIR]
 
