@@ -76,7 +76,16 @@ def main() -> None:
     positions = int(lengths.sum())
     print(f"{len(lengths)} windows, {positions} target positions ({len(data.train)} prefix samples)", flush=True)
     torch.manual_seed(args.seed)
-    model = SASRec(data.num_items, 64, data.max_seq_len, 2, 1, args.dropout, "tied", "recency")
+    model = SASRec(
+        data.num_items,
+        hidden_size=64,
+        max_seq_len=data.max_seq_len,
+        num_blocks=2,
+        num_heads=1,
+        dropout=args.dropout,
+        head="tied",
+        positions="recency",
+    )
 
     def encode_all(seq: torch.Tensor, seq_len: torch.Tensor) -> tuple[torch.Tensor, _Packed]:
         """SASRec.encode, but every block on every real token: [n, d] states of the packed tokens."""
