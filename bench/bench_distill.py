@@ -379,7 +379,7 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
         # the public reference step itself (bench/reference_dllm2rec.py); its DRO term on exactly when the
         # platform's is (the reference's alpha=0 switches it off in the base loss and in L_RD alike)
         dros = resolve_use_dros(dcfg["use_dros"], str(s.loss))
-        port_settings = {**dcfg, "alpha": float(dcfg["alpha"]) if dros else 0.0}
+        port_settings = {**dcfg, "lam": float(dcfg["rd_weight"]), "alpha": float(dcfg["alpha"]) if dros else 0.0}
         port = ReferenceSASRec(
             data.num_items,
             int(s.hidden_size),

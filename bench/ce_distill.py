@@ -308,7 +308,8 @@ def step_cost(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     rank = torch.from_numpy(np.loadtxt(folder / "myrank_train.txt", dtype=np.int64))
     conf = torch.from_numpy(np.loadtxt(folder / "confidence_train.txt", dtype=np.float32))
     frame, prop = sequence_frame(data.train), item_propensity(torch.from_numpy(counts)).double()
-    settings = {**dcfg, "alpha": 0.0}  # no DRO, as the platform's ce student (use_dros: auto)
+    # no DRO, as the platform's ce student (use_dros: auto)
+    settings = {**dcfg, "lam": float(dcfg["rd_weight"]), "alpha": 0.0}
     configs["public reference step (bce form)"] = lambda: reference_port_throughput(
         port, frame, rank, conf, None, prop, settings, batch_size=bs, lr=lr, warmup=5, steps=args.steps)
     best = {name: 0.0 for name in configs}

@@ -164,7 +164,7 @@ def reference_distill_throughput(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     k_top = int(dcfg["candidate_topk"])
-    lam, alpha, beta = float(dcfg["lam"]), float(dcfg["alpha"]), float(dcfg["beta"])
+    lam, alpha, beta = float(dcfg["rd_weight"]), float(dcfg["alpha"]), float(dcfg["beta"])
     g_p, g_c, g_o = float(dcfg["gamma_position"]), float(dcfg["gamma_confidence"]), float(dcfg["gamma_consistency"])
     num_items = int(teacher_rank.max()) + 1 if propensity is None else propensity.shape[0]
     seen, start = 0, 0.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ilora_dllm2rec.core.errors import ConfigError
 from ilora_dllm2rec.core.override_check import check_command_line, closest_key, composition_error
 
 KEYS = ["student.hidden_size", "student.lr", "teacher.export.top_n", "teacher.lr", "distill.lr", "train.lr"]
@@ -58,14 +57,3 @@ def test_check_command_line_exits_2_and_leaves_flags_to_hydra(capsys):
     assert err == [err[0]] and err[0].startswith("error: student.hiden_size is not a config key")
     check_command_line("config", ["--cfg", "job", "student.hiden_size=8"])  # Hydra's own handling
     check_command_line("config", [])
-
-
-def test_a_scalar_cannot_replace_a_group_of_settings():
-    from hydra import compose, initialize_config_dir
-
-    from ilora_dllm2rec.core.config import check_override_types, config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
-        cfg = compose(config_name="run_teacher", overrides=["teacher.export=3"])
-        with pytest.raises(ConfigError, match=r"teacher.export=3 would replace a group of settings"):
-            check_override_types(cfg, ["teacher.export=3"], "run_teacher")

@@ -39,32 +39,6 @@ def test_tune_malloc_on_this_linux() -> None:
     assert runtime.tune_malloc(True) is not None
 
 
-def test_switch_values_are_checked() -> None:
-    from omegaconf import OmegaConf
-
-    from ilora_dllm2rec.core.config import check_switch_values
-    from ilora_dllm2rec.core.errors import ConfigError
-
-    check_switch_values(OmegaConf.create({"a": {"use_x": True, "name": "none", "k": 3}}))
-    for bad, needle in [({"a": {"use_x": "on"}}, "a.use_x='on'"), ({"a": {"use_x": 1}}, "a.use_x=1"),
-                        ({"b": {"flag": "Yes"}}, "b.flag='Yes'")]:  # fmt: skip
-        with pytest.raises(ConfigError, match=needle):
-            check_switch_values(OmegaConf.create(bad))
-
-
-def test_auto_is_accepted_only_by_auto_switches() -> None:
-    from omegaconf import OmegaConf
-
-    from ilora_dllm2rec.core.config import check_switch_values
-    from ilora_dllm2rec.core.errors import ConfigError
-
-    check_switch_values(OmegaConf.create({"distill": {"use_dros": "auto"}}))
-    with pytest.raises(ConfigError, match="distill.use_ranking_distill='auto' must be true or false"):
-        check_switch_values(OmegaConf.create({"distill": {"use_ranking_distill": "auto"}}))
-    with pytest.raises(ConfigError, match="distill.use_dros='sometimes' must be true, false or auto"):
-        check_switch_values(OmegaConf.create({"distill": {"use_dros": "sometimes"}}))
-
-
 class TrimLibc:
     def __init__(self) -> None:
         self.trims = 0

@@ -66,7 +66,7 @@ def test_cache_key_follows_config_and_file_identity(tmp_path):
     assert prepare_data(make_cfg("ml-100k", raw, max_seq_len=6), tmp_path / "cache").fingerprint != base
     assert prepare_data(make_cfg("ml-100k", raw, max_seq_len=5, candidate_seed=1), None).fingerprint != base
     # keys that cannot change the arrays do not change the key
-    same = make_cfg("ml-100k", raw, max_seq_len=5, item_kind="film", prompt_template="x")
+    same = make_cfg("ml-100k", raw, max_seq_len=5, write_split_csv=True, prompt_template="x")
     assert prepare_data(same, None).fingerprint == base
     # a copied folder with identical bytes keeps the key, whatever the timestamps (re-extracted downloads) ...
     shutil.copytree(raw, tmp_path / "moved", copy_function=shutil.copyfile)

@@ -96,9 +96,20 @@ def test_ids_really_beyond_item_num_keep_their_message(tmp_path):
 @pytest.mark.parametrize(
     "model",
     [
-        lambda: GRU4Rec(PAD, emb_size=8, hidden_size=8, max_seq_len=3),
-        lambda: SASRec(PAD, hidden_size=8, max_seq_len=3, num_blocks=1),
-        lambda: Caser(PAD, hidden_size=8, max_seq_len=3, num_horizontal=2, filter_heights=(2,), num_vertical=1),
+        lambda: GRU4Rec(PAD, emb_size=8, hidden_size=8, max_seq_len=3, num_layers=1, dropout=0.1, head="tied"),
+        lambda: SASRec(
+            PAD, hidden_size=8, max_seq_len=3, num_blocks=1, num_heads=1, dropout=0.2, head="tied", positions="recency"
+        ),
+        lambda: Caser(
+            PAD,
+            hidden_size=8,
+            max_seq_len=3,
+            num_horizontal=2,
+            filter_heights=(2,),
+            num_vertical=1,
+            dropout=0.2,
+            head="tied",
+        ),
     ],
     ids=["gru4rec", "sasrec", "caser"],
 )

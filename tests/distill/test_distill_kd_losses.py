@@ -13,12 +13,12 @@ from ilora_dllm2rec.distill.kd_losses import (
     attach_teacher_item_embeddings,
     confidence_weights,
     consistency_weights,
+    distill_spec,
     kd_negatives,
     position_weights,
     ranking_distillation_loss,
     ranking_distillation_weights,
     ranking_loss_kwargs,
-    resolve_use_dros,
     standardize_item_embeddings,
 )
 from ilora_dllm2rec.student.base import SequentialRecommender
@@ -233,7 +233,7 @@ def test_use_dros_auto_follows_the_student_loss(value, student_loss, expected):
 
 def test_use_dros_rejects_other_values():
     with pytest.raises(ConfigError, match="distill.use_dros='maybe' must be true, false or auto"):
-        resolve_use_dros("maybe", "ce")
+        distill_spec({"use_dros": "maybe"})
 
 
 class _Tiny(SequentialRecommender):
@@ -308,7 +308,6 @@ def test_distill_module_resolves_use_dros_from_its_student_loss():
     from ilora_dllm2rec.distill.lit_module import DistillLitModule
 
     distill = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "distill" / "dllm2rec.yaml"), resolve=False)
-    distill["lam"] = distill["lambda"]
     student = {"name": "sasrec", "emb_size": 8, "hidden_size": 8, "max_seq_len": 5, "num_blocks": 1, "num_heads": 1}
     for loss, expected in (("ce", False), ("dros", True)):
         module = DistillLitModule(student | {"loss": loss}, 12, lr=1e-3, distill_cfg=distill)

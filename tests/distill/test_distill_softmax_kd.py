@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
-from ilora_dllm2rec.distill.kd_losses import ranking_distillation_weights
+from ilora_dllm2rec.distill.kd_losses import distill_spec, ranking_distillation_weights
 from ilora_dllm2rec.distill.softmax_kd import (
     check_log_prob_distances,
     listwise_kd_loss,
@@ -144,8 +144,8 @@ def test_rd_form_auto_follows_the_student_loss(value, loss, expected):
 
 def test_bad_settings_are_config_errors():
     scores, cand, dist, _ = _case()
-    with pytest.raises(ConfigError, match="distill.rd_form"):
-        resolve_rd_form("listwise", "ce")
+    with pytest.raises(ConfigError, match="distill.rd_form must be one of auto | bce | softmax"):
+        distill_spec({"rd_form": "listwise"})
     with pytest.raises(ConfigError, match="distill.rd_temperature"):
         softmax_ranking_distillation_loss(scores, cand, dist, temperature=0.0)
     with pytest.raises(ConfigError, match="distill.listwise_normaliser"):

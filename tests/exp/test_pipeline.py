@@ -161,7 +161,7 @@ def test_pipeline_and_distill_under_ddp_with_two_cpu_processes(tmp_path):
 
 
 def test_resume_skips_completed_stages(tmp_path):
-    """A run stopped at the distillation stage (bad candidate_topk: one clear error, exit 2) continues in
+    """A run stopped at the distillation stage (a missing teacher_outputs_dir: one clear error, exit 2) continues in
     place with resume=true: baseline, teacher and export are not repeated."""
     base = tiny_overrides(tmp_path) + [
         "teacher=sasrec",
@@ -170,9 +170,9 @@ def test_resume_skips_completed_stages(tmp_path):
         "teacher.model.emb_size=16",
         "distill.num_epochs=1",
     ]
-    first = run_entry("run_pipeline", base + ["distill.candidate_topk=50"], tmp_path)
+    first = run_entry("run_pipeline", base + [f"distill.teacher_outputs_dir={tmp_path / 'no_export'}"], tmp_path)
     assert first.returncode == 2, first.stderr[-3000:]
-    assert "candidate_topk" in first.stderr
+    assert "teacher_outputs_dir" in first.stderr
     run = tmp_path / "result" / "result_run"
     assert not (run / "models" / "distill" / "manifest.json").exists()
     stamps = {

@@ -133,13 +133,15 @@ def test_student_loss_combinations(scores: torch.Tensor) -> None:
     batch = {"seq": torch.tensor([[0, 5, 5], [1, 2, 5], [3, 5, 5]]), "target": torch.tensor([3, 0, 2])}
     counts = torch.tensor([3, 0, 1, 5, 2])
     negatives = torch.tensor([[1], [4], [0]])
-    ce = StudentLoss("ce", 5)
+    ce = StudentLoss("ce", 5, n_neg=1, dros_alpha=0.1, dros_beta=1.0)
     loss, parts = ce(scores, batch)
     assert float(loss) == pytest.approx(float(ce_loss(scores, batch["target"]))) and set(parts) == {"ce"}
-    bce = StudentLoss("bce", 5, n_neg=1)
+    bce = StudentLoss("bce", 5, n_neg=1, dros_alpha=0.1, dros_beta=1.0)
     loss, parts = bce(scores, batch, negatives=negatives)
     assert float(loss) == pytest.approx(float(bce_loss(scores, batch["target"], negatives)))
-    dros = StudentLoss.from_config({"loss": "dros", "n_neg": 1, "dros_alpha": 0.5, "dros_beta": 2.0}, 5, counts)
+    dros = StudentLoss.from_config(
+        {"name": "sasrec", "loss": "dros", "n_neg": 1, "dros_alpha": 0.5, "dros_beta": 2.0}, 5, counts
+    )
     loss, parts = dros(scores, batch, negatives=negatives)
     dro = dro_term(scores, batch["target"], item_propensity(counts), 2.0).mean()
     assert float(loss) == pytest.approx(float(bce_loss(scores, batch["target"], negatives) + 0.5 * dro))
@@ -150,8 +152,8 @@ def test_student_loss_combinations(scores: torch.Tensor) -> None:
 
 def test_student_loss_config_errors() -> None:
     with pytest.raises(ConfigError, match="student.loss"):
-        StudentLoss("focal", 5)
+        StudentLoss.from_config({"name": "sasrec", "loss": "focal"}, 5)
     with pytest.raises(ConfigError, match="n_neg"):
-        StudentLoss("bce", 5, n_neg=0)
+        StudentLoss.from_config({"name": "sasrec", "loss": "bce", "n_neg": 0}, 5)
     with pytest.raises(ValueError):
-        StudentLoss("dros", 5)  # no propensity
+        StudentLoss("dros", 5, n_neg=1, dros_alpha=0.1, dros_beta=1.0)  # no propensity

@@ -11,15 +11,15 @@ from omegaconf import OmegaConf, open_dict
 from teacher_helpers import TITLES
 
 from ilora_dllm2rec.core.errors import ConfigError
-from ilora_dllm2rec.teacher.factory import build_ilora_model, build_lambda_schedule, resolve_llm_path
+from ilora_dllm2rec.teacher.factory import build_ilora_model, build_lambda_schedule, teacher_spec
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-REQUIRED_KEYS = """name backend llm_path llm_model_name trust_remote_code attn_implementation dtype
+REQUIRED_KEYS = """backend llm_path trust_remote_code attn_implementation dtype
 gradient_checkpointing adapter num_experts lora_r lora_alpha lora_dropout target_modules gate_lr_scale
 prompt_template prompt_templates max_prompt_tokens max_history_items rec_model_checkpoint_path
 use_item_embeddings_head distill_loss_type distill_lambda distill_decay_type distill_min_lambda distill_decay_steps
-contrastive_temperature batch_size eval_batch_size lr num_epochs save_interval max_train_samples train_sample_ratio
-max_eval_samples hidden_size export""".split()
+contrastive_temperature batch_size eval_batch_size lr num_epochs max_train_samples train_sample_ratio
+max_eval_samples export""".split()
 
 
 def _teacher_cfg(name: str = "ilora", extra: list[str] | None = None):
@@ -46,11 +46,12 @@ def test_variants_only_override(name: str, path: str) -> None:
         assert cfg.gradient_checkpointing and cfg.attn_implementation == "flash_attention_2"
 
 
-def test_llm_model_name_wins_over_llm_path() -> None:
-    assert resolve_llm_path({"llm_path": "a/b", "llm_model_name": None}) == "a/b"
-    assert resolve_llm_path({"llm_path": "a/b", "llm_model_name": "facebook/opt-125m"}) == "facebook/opt-125m"
+def test_llm_path_is_the_one_name_of_the_llm() -> None:
+    assert teacher_spec({"llm_path": "a/b"}).llm_path == "a/b"
     with pytest.raises(ConfigError, match="teacher.llm_path"):
-        resolve_llm_path({"llm_path": None, "llm_model_name": None})
+        teacher_spec({"llm_path": None})
+    with pytest.raises(ConfigError, match="teacher.llm_path"):
+        teacher_spec({"llm_path": ""})
 
 
 def test_build_from_config_with_tiny_llm(tiny_llm_dir: Path, make_student, tmp_path: Path, batch) -> None:

@@ -247,10 +247,10 @@ def test_train_attention_switches_with_the_mode_and_keeps_the_outputs(make_model
 
 def test_unknown_train_attention_is_a_config_error() -> None:
     from ilora_dllm2rec.core.errors import ConfigError
-    from ilora_dllm2rec.teacher.factory import validate_teacher_config
+    from ilora_dllm2rec.teacher.factory import teacher_spec
 
-    with pytest.raises(ConfigError, match="teacher.attn_implementation='xformers'"):
-        validate_teacher_config({"train_attn_implementation": "xformers"})
+    with pytest.raises(ConfigError, match="teacher.train_attn_implementation must be null or one of sdpa"):
+        teacher_spec({"train_attn_implementation": "xformers"})
 
 
 def test_compiled_backbone_gives_the_same_scores(make_model, make_student, batch) -> None:

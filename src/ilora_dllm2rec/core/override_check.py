@@ -71,6 +71,7 @@ def compose_command_line(config_name: str, overrides: Sequence[str]) -> tuple[Di
     from omegaconf.errors import OmegaConfBaseException
 
     from .config import config_dir
+    from .schema_stages import removed_key_message
 
     with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
         try:
@@ -81,6 +82,9 @@ def compose_command_line(config_name: str, overrides: Sequence[str]) -> tuple[Di
             if unknown is None:
                 return None, message.split(" Config search path:")[0]
             key = unknown.group(1)
+            removed = removed_key_message(key)
+            if removed:
+                return None, removed
             groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0] and not o.startswith("+")]
             try:
                 reference = compose(config_name=config_name, overrides=groups)

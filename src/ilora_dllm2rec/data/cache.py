@@ -1,7 +1,7 @@
 """Split cache and CSV export.
 
 Cache key (``SplitData.fingerprint``): sha256 over the resolved dataset config (JSON, sorted keys,
-minus keys that cannot change the arrays: ``data_dir``, ``write_split_csv``, ``item_kind``,
+minus keys that cannot change the arrays: ``data_dir``, ``write_split_csv``,
 ``prompt_template``), the CONTENT of every source file (name, size, sha256: a re-downloaded, re-extracted or
 copied data set with the same bytes keeps its key, and the checkpoints trained on it stay usable; an edited
 file changes it; hashing ml-1m's 24 MB takes ~0.05 s) and :data:`CACHE_VERSION` (bumped when preprocessing
@@ -26,7 +26,7 @@ from ilora_dllm2rec.core.errors import ArtifactError
 from ilora_dllm2rec.data.types import SampleSet, SplitData
 
 CACHE_VERSION = 1
-NON_DATA_KEYS = ("data_dir", "write_split_csv", "item_kind", "prompt_template")
+NON_DATA_KEYS = ("data_dir", "write_split_csv", "prompt_template")
 SPLIT_NAMES = ("train", "val", "test")
 FIELDS = ("seq", "len_seq", "target", "user", "candidates")
 

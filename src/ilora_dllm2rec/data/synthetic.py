@@ -16,24 +16,16 @@ File order is user by user (as ml-1m's ratings.dat). Titles are keyed by raw ite
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
-from ilora_dllm2rec.core.errors import ConfigError
+from ilora_dllm2rec.core.schema import check
+from ilora_dllm2rec.core.schema_data import SyntheticDataset
 from ilora_dllm2rec.data.options import DatasetOptions
 from ilora_dllm2rec.data.raw import RawData
 
-DEFAULTS = {
-    "num_users": 600,
-    "num_items": 400,
-    "num_genres": 12,
-    "min_len": 12,
-    "max_len": 60,
-    "drift": 0.15,
-    "popularity_skew": 1.1,
-    "markov": 0.5,
-    "seed": 7,
-}
 GENRES = {  # genre -> words that mark it in titles, and the decade its films cluster around
     "crime": (["Heist", "Alibi", "Syndicate", "Getaway", "Verdict", "Racket"], 1975),
     "sci-fi": (["Orbit", "Android", "Nebula", "Protocol", "Signal", "Colony"], 1995),
@@ -87,20 +79,9 @@ PLACES = [
 
 
 def _params(opts: DatasetOptions) -> dict:
-    p = dict(DEFAULTS)
-    p.update({k: v for k, v in (opts.raw.get("synthetic") or {}).items() if v is not None})
-    for key in ("num_users", "num_items", "num_genres", "min_len", "max_len"):
-        if not isinstance(p[key], int) or p[key] < 1:
-            raise ConfigError(f"dataset.synthetic.{key} must be a positive integer, got {p[key]!r}")
-    if not p["min_len"] <= p["max_len"] <= p["num_items"] - opts.num_candidates:
-        raise ConfigError(
-            f"dataset.synthetic needs min_len <= max_len <= num_items - num_candidates, got "
-            f"{p['min_len']}, {p['max_len']}, {p['num_items']} - {opts.num_candidates}"
-        )
-    for key in ("drift", "markov"):
-        if not 0.0 <= float(p[key]) <= 1.0:
-            raise ConfigError(f"dataset.synthetic.{key} must be in [0, 1], got {p[key]!r}")
-    return p
+    """The generator's settings: ``dataset.synthetic`` as checked by the schema (core/schema_groups.py)."""
+    spec = opts.spec if opts.spec is not None else check(SyntheticDataset, opts.raw, "dataset")
+    return dataclasses.asdict(spec.synthetic)  # type: ignore[attr-defined]
 
 
 def _titles(rng: np.random.Generator, genre_of: np.ndarray) -> dict[int, str]:

@@ -40,11 +40,12 @@ import torch
 import torch.nn.functional as F
 
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
+from ilora_dllm2rec.core.schema import check
+from ilora_dllm2rec.core.schema_stages import Distill
 from ilora_dllm2rec.student.base import SequentialRecommender
 from ilora_dllm2rec.student.losses import dro_term, sample_negatives
 
 CONSISTENCY_EPS = 1e-8  # added to the 0/1 consistency weight, as in the paper's code
-RD_MEANS = ("batch", "selected")  # what L_RD is averaged over when a selection mask is given
 
 
 def position_weights(k: int, lam_position: float = 1.0, *, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -118,7 +119,8 @@ def ranking_distillation_loss(
         raise ValueError(f"negatives must be [B={student_scores.shape[0]}, n], got {tuple(negatives.shape)}")
     if use_dros and propensity is None:
         raise ConfigError("distill.use_dros=true needs item propensities (pass propensity=item_propensity(counts))")
-    _rd_mean(mean_over)
+    if mean_over not in ("batch", "selected"):
+        raise ConfigError(f"distill.rd_mean must be one of ['batch', 'selected'], got {mean_over!r}")
     batch_rows = student_scores.shape[0]
     if mask is not None:
         if mask.shape != (student_scores.shape[0],):
@@ -168,40 +170,36 @@ def kd_negatives(
     return sample_negatives(seq, target, num_items, n_neg, generator=generator)
 
 
-def resolve_use_dros(value: Any, student_loss: str) -> bool:
+def resolve_use_dros(value: bool | str, student_loss: str) -> bool:
     """``distill.use_dros``: true / false, or ``auto`` = on only for a student trained with ``dros``.
 
     Why auto: DLLM2Rec's students train with BCE + DROS, and its KD term repeats the DRO term per teacher
     candidate. Under a ``ce`` student the DRO term (a log-sum-exp of ``p_j s_j^2``) dominates: on ml-100k its
     gradient on the scores is 3.4x the CE gradient and it shrinks the student's logits (docs/BENCHMARKS.md).
     """
-    if value == "auto":
-        return student_loss == "dros"
-    if not isinstance(value, bool):
-        raise ConfigError(f"distill.use_dros={value!r} must be true, false or auto")
-    return value
+    return student_loss == "dros" if value == "auto" else bool(value)
+
+
+def distill_spec(distill_cfg: Mapping[str, Any]) -> Distill:
+    """The checked ``distill`` section (other keys are ignored, missing ones take the schema's default)."""
+    return check(Distill, distill_cfg, "distill")
 
 
 def ranking_loss_kwargs(distill_cfg: Mapping[str, Any], student_loss: str = "dros") -> dict[str, Any]:
     """Keyword arguments of :func:`ranking_distillation_loss` from a ``distill`` config node
     (``student_loss``: the student's base loss, which ``use_dros: auto`` follows)."""
+    spec = distill_spec(distill_cfg)
     return {
-        "gamma_position": float(distill_cfg["gamma_position"]),
-        "gamma_confidence": float(distill_cfg["gamma_confidence"]),
-        "gamma_consistency": float(distill_cfg["gamma_consistency"]),
-        "lam_position": float(distill_cfg.get("lam_position", 1.0)),
-        "alpha": float(distill_cfg["alpha"]),
-        "use_dros": resolve_use_dros(distill_cfg["use_dros"], student_loss),
-        "beta": float(distill_cfg["beta"]),
-        "reference_compat": bool(distill_cfg.get("reference_compat", False)),
-        "mean_over": _rd_mean(distill_cfg.get("rd_mean", "batch")),
+        "gamma_position": float(spec.gamma_position),
+        "gamma_confidence": float(spec.gamma_confidence),
+        "gamma_consistency": float(spec.gamma_consistency),
+        "lam_position": float(spec.lam_position),
+        "alpha": float(spec.alpha),
+        "use_dros": resolve_use_dros(spec.use_dros, student_loss),
+        "beta": float(spec.beta),
+        "reference_compat": spec.reference_compat,
+        "mean_over": spec.rd_mean,
     }
-
-
-def _rd_mean(value: Any) -> str:
-    if value not in RD_MEANS:
-        raise ConfigError(f"distill.rd_mean must be one of {list(RD_MEANS)}, got {value!r}")
-    return str(value)
 
 
 def standardize_item_embeddings(embeddings: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Lightning module for distillation: the student's base loss + lam * L_RD (+ listwise_weight * L_KD).
+"""Lightning module for distillation: the student's base loss + rd_weight * L_RD (+ listwise_weight * L_KD).
 
 ``L_RD`` takes the form of ``distill.rd_form`` (``bce``: DLLM2Rec's per-candidate sigmoid form; ``softmax``:
 the same weights under the student's softmax, for ``ce`` students); ``L_KD`` is the listwise soft-target
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import torch
 
+from ..student.factory import student_spec
 from ..student.lit_module import StudentLitModule
-from .kd_losses import kd_negatives, ranking_distillation_loss, ranking_loss_kwargs
+from .kd_losses import distill_spec, kd_negatives, ranking_distillation_loss, ranking_loss_kwargs
 from .softmax_kd import listwise_kd_loss, resolve_rd_form, softmax_kd_kwargs, softmax_ranking_distillation_loss
 
 
@@ -21,17 +22,17 @@ class DistillLitModule(StudentLitModule):
     def __init__(self, *args, distill_cfg: dict, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.distill_cfg = distill_cfg
-        self.lam = float(distill_cfg["lam"])
-        self.use_ranking = bool(distill_cfg.get("use_ranking_distill", True))
-        self.n_neg = int(distill_cfg.get("n_neg", 1))
-        student_loss = str(self.hparams.student_cfg.get("loss", "ce"))
+        spec = distill_spec(distill_cfg)
+        self.rd_weight = float(spec.rd_weight)
+        self.use_ranking = spec.use_ranking_distill
+        self.n_neg = spec.n_neg
+        student_loss = student_spec(self.hparams.student_cfg).loss
         self.kd_kwargs = ranking_loss_kwargs(distill_cfg, student_loss=student_loss)
-        self.rd_form = resolve_rd_form(distill_cfg.get("rd_form", "bce"), student_loss)
-        self.rd_temperature = float(distill_cfg.get("rd_temperature", 1.0))
-        self.candidate_topk = int(distill_cfg.get("candidate_topk", 10))
-        self.listwise_weight = float(distill_cfg.get("listwise_weight", 0.0))
-        listwise_topn = distill_cfg.get("listwise_topn")
-        self.listwise_topn = None if listwise_topn is None else int(listwise_topn)
+        self.rd_form = resolve_rd_form(spec.rd_form, student_loss)
+        self.rd_temperature = float(spec.rd_temperature)
+        self.candidate_topk = spec.candidate_topk
+        self.listwise_weight = float(spec.listwise_weight)
+        self.listwise_topn = spec.listwise_topn
         self.listwise_kwargs = softmax_kd_kwargs(distill_cfg)
         # filled by set_teacher_knowledge; not persistent: checkpoints hold only the student
         self.register_buffer("cand_ids", torch.zeros(0, 0, dtype=torch.long), persistent=False)
@@ -51,9 +52,9 @@ class DistillLitModule(StudentLitModule):
         if self.cand_ids.numel():
             idx = batch["index"]
             mask = self.kd_mask[idx]
-            if self.use_ranking and self.lam > 0:
+            if self.use_ranking and self.rd_weight > 0:
                 l_rd = self.ranking_term(batch, scores, idx, mask)
-                loss = loss + self.lam * l_rd
+                loss = loss + self.rd_weight * l_rd
                 self.log("train/l_rd", l_rd.detach(), batch_size=size)
             if self.listwise_weight > 0:
                 n = self.listwise_topn

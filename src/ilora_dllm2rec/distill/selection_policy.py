@@ -31,6 +31,8 @@ import torch
 
 from ilora_dllm2rec.core.errors import ConfigError
 from ilora_dllm2rec.core.runtime import HeapGuard
+from ilora_dllm2rec.core.schema import check
+from ilora_dllm2rec.core.schema_groups import Active, TopkActive
 from ilora_dllm2rec.data.types import SampleSet
 
 log = logging.getLogger(__name__)
@@ -164,23 +166,14 @@ POLICIES: dict[str, type[SelectionPolicy]] = {
 
 
 def build_selection_policy(active_cfg: Mapping[str, Any]) -> SelectionPolicy:
-    """Policy from an ``active`` config node (``strategy``, ``budget_ratio``, ``seed``, ``topk``)."""
-    strategy = str(active_cfg.get("strategy", "all"))
-    if strategy not in POLICIES:
-        raise ConfigError(f"active.strategy={strategy!r} is unknown; valid: {', '.join(STRATEGIES)}")
-    ratio = float(active_cfg.get("budget_ratio", 1.0))
-    if not 0.0 < ratio <= 1.0:
-        raise ConfigError(f"active.budget_ratio must be in (0, 1], got {ratio}")
-    seed = active_cfg.get("seed", 0)
-    seed = 0 if seed is None else int(seed)
-    if strategy == "all" and ratio != 1.0:
-        log.warning("active.strategy=all ignores active.budget_ratio=%s (every sample is used)", ratio)
-    if strategy in ("disagreement", "meta"):
-        topk = int(active_cfg.get("topk", 10))
-        if topk < 1:
-            raise ConfigError(f"active.topk must be >= 1, got {topk}")
-        return POLICIES[strategy](ratio, seed, topk)
-    return POLICIES[strategy](ratio, seed)
+    """Policy from an ``active`` config node (``strategy``, ``budget_ratio``, ``seed``, ``topk``; checked by the
+    schema, core/schema_groups.py ``Active``)."""
+    spec = check(Active, active_cfg, "active")
+    if spec.strategy == "all" and spec.budget_ratio != 1.0:
+        log.warning("active.strategy=all ignores active.budget_ratio=%s (every sample is used)", spec.budget_ratio)
+    if isinstance(spec, TopkActive):
+        return POLICIES[spec.strategy](spec.budget_ratio, spec.seed, spec.topk)
+    return POLICIES[spec.strategy](spec.budget_ratio, spec.seed)
 
 
 def topk_overlap(a: np.ndarray, b: np.ndarray, k: int, chunk: int = 65536) -> np.ndarray:

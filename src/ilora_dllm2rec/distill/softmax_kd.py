@@ -27,24 +27,22 @@ zeros in the batch mean (``mean_over="batch"``), as in :func:`kd_losses.ranking_
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 
-from .kd_losses import ranking_distillation_weights
+from .kd_losses import distill_spec, ranking_distillation_weights
 
-RD_FORMS = ("auto", "bce", "softmax")
 NORMALISERS = ("bucket", "topn")
 _TAIL_FLOOR = 1e-6  # smallest tail mass: a teacher whose top-N holds (almost) all its mass
 _PROB_SUM_SLACK = 1e-3  # float32 text round trip of -log p
 
 
-def resolve_rd_form(value: Any, student_loss: str) -> str:
+def resolve_rd_form(value: str, student_loss: str) -> str:
     """``distill.rd_form``: ``auto`` = ``softmax`` for a ``ce`` student, ``bce`` for ``bce``/``dros`` students."""
-    if value not in RD_FORMS:
-        raise ConfigError(f"distill.rd_form must be one of {list(RD_FORMS)}, got {value!r}")
     if value == "auto":
         return "softmax" if student_loss == "ce" else "bce"
     return str(value)
@@ -123,12 +121,13 @@ def check_log_prob_distances(cand_dist: torch.Tensor, where: str) -> None:
         )
 
 
-def softmax_kd_kwargs(distill_cfg: dict[str, Any]) -> dict[str, Any]:
+def softmax_kd_kwargs(distill_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of :func:`listwise_kd_loss` from a ``distill`` config node."""
+    spec = distill_spec(distill_cfg)
     return {
-        "temperature": float(distill_cfg.get("listwise_temperature", 1.0)),
-        "normaliser": str(distill_cfg.get("listwise_normaliser", "bucket")),
-        "mean_over": str(distill_cfg.get("rd_mean", "batch")),
+        "temperature": float(spec.listwise_temperature),
+        "normaliser": spec.listwise_normaliser,
+        "mean_over": spec.rd_mean,
     }
 
 

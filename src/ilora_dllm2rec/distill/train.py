@@ -112,7 +112,7 @@ def kd_mask_for(
     provider = None
     if policy.needs_student:
         baseline, _ = load_student_checkpoint(find_baseline(cfg, data, cfg.distill.baseline_checkpoint_path))
-        k = int(cfg.active.get("topk", 10))
+        k = getattr(policy, "topk", 1)  # the top-K comparing strategies' K; uncertainty reads the entropy only
         provider = lambda: student_entropy_and_topk(baseline, data.train, 1024, k, "cpu")  # noqa: E731
     context = SelectionContext(
         num_train=num_train,
@@ -164,12 +164,12 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             )
         module.set_teacher_knowledge(cand_ids, cand_dist, kd_mask)
         slog.info(
-            "distilling from %s: rd_form=%s, K=%d, lam=%s, listwise_weight=%s over %d columns, ed_weight=%s, "
+            "distilling from %s: rd_form=%s, K=%d, rd_weight=%s, listwise_weight=%s over %d columns, ed_weight=%s, "
             "KD rows %d/%d",
             folder,
             module.rd_form,
             int(dcfg.candidate_topk),
-            dcfg.lam,
+            dcfg.rd_weight,
             dcfg.listwise_weight,
             cand_ids.shape[1],
             dcfg.ed_weight if use_emb else 0.0,

@@ -27,13 +27,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..core.artifacts import read_json, update_json
-from ..core.config import check_override_types, check_switch_values, config_dir
+from ..core.config import config_dir
 from ..core.errors import UserError
 from ..core.git_info import save_git_info
 from ..core.override_check import check_command_line
 from ..core.run_logging import RunDir, log_to_files, run_dir_problem
 from ..core.runtime import release_free_heap, tune_malloc
-from ..core.value_checks import check_value_ranges
+from ..core.schema_stages import validate_config
 
 log = logging.getLogger("ilora_dllm2rec")
 
@@ -164,11 +164,10 @@ def refuse(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def check_config(cfg: DictConfig, overrides: Sequence[str], config_name: str) -> None:
-    """ConfigError naming the first bad setting: switch values, override types, value ranges."""
-    check_switch_values(cfg)
-    check_override_types(cfg, overrides, config_name)
-    check_value_ranges(cfg)
+def check_config(cfg: DictConfig, config_name: str) -> None:
+    """ConfigError naming the first bad setting: an unknown or removed key, a wrong type, a value out of range, a
+    rule across keys broken (the schema, core/schema_groups.py and core/schema_stages.py)."""
+    validate_config(cfg, pipeline=config_name == "run_pipeline")
 
 
 def check_before_start(config_name: str, argv: Sequence[str] | None = None) -> None:
@@ -189,7 +188,7 @@ def check_before_start(config_name: str, argv: Sequence[str] | None = None) -> N
     with open_dict(cfg):
         del cfg["hydra"]  # what the task function receives (Hydra removes the node the same way)
     try:
-        check_config(cfg, args, config_name)
+        check_config(cfg, config_name)
     except UserError as exc:
         refuse(str(exc))
     problem = run_dir_problem(run_dir) if run_dir else None
@@ -204,7 +203,7 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], ob
             quiet_third_party_logs()
             tune_malloc(bool(cfg.general.tune_malloc))
             try:  # already passed in main() unless the command line had flags; before our own sub-folders
-                check_config(cfg, command_line_overrides(), config_name)
+                check_config(cfg, config_name)
             except UserError as exc:
                 refuse(str(exc))
             run = run_dir_from_hydra()

@@ -24,11 +24,12 @@ from ..core.artifacts import MANIFEST_NAME, find_latest_artifact, fingerprint_ma
 from ..core.distributed import is_rank_zero
 from ..core.errors import ArtifactError, ConfigError
 from ..core.run_logging import RunDir
+from ..core.schema import check
+from ..core.schema_groups import Eval
 from ..data import SplitData
 
 log = logging.getLogger(__name__)
 MODELS = ("baseline", "teacher", "distill")
-COLLECT_MODES = ("newest", "all")
 
 
 @dataclass(frozen=True)
@@ -57,25 +58,8 @@ def run_name(model_folder: Path) -> str:
 
 def collect_models(cfg: DictConfig, data: SplitData, run: RunDir) -> list[Candidate]:
     """The models to evaluate, in table order; an empty list when there is none (the caller reports it)."""
-    stages = requested_stages(cfg)
-    mode = str(cfg.eval.get("collect") or "newest")
-    runs = [str(r) for r in (cfg.eval.get("runs") or [])]
-    if mode not in COLLECT_MODES:
-        raise ConfigError(
-            f"eval.collect={mode!r} is unknown: use newest (one model per stage) or all (every complete run on this "
-            "data under paths.result_root)"
-        )
-    if runs and mode == "all":
-        raise ConfigError(
-            "eval.runs and eval.collect=all both choose the runs: set one of them (eval.runs=[] or eval.collect=newest)"
-        )
-    if runs or mode == "all":
-        for stage in MODELS:
-            if cfg.eval.get(f"{stage}_checkpoint"):
-                raise ConfigError(
-                    f"eval.{stage}_checkpoint is set together with {'eval.runs' if runs else 'eval.collect=all'}: "
-                    f"list its run folder in eval.runs instead, or set eval.{stage}_checkpoint=null"
-                )
+    spec = check(Eval, cfg.eval, "eval")  # also refuses eval.runs with collect=all, or with a <stage>_checkpoint
+    stages, mode, runs = list(spec.models), spec.collect, list(spec.runs)
     if runs:
         return _unique([c for entry in runs for c in _from_entry(entry, stages, data)])
     if mode == "all":
@@ -84,11 +68,7 @@ def collect_models(cfg: DictConfig, data: SplitData, run: RunDir) -> list[Candid
 
 
 def requested_stages(cfg: DictConfig) -> list[str]:
-    stages = [str(m) for m in cfg.eval.models]
-    unknown = [m for m in stages if m not in MODELS]
-    if unknown:
-        raise ConfigError(f"eval.models has unknown entries {unknown}; valid: {list(MODELS)}")
-    return stages
+    return list(check(Eval, cfg.eval, "eval").models)
 
 
 def locate(cfg: DictConfig, data: SplitData, run: RunDir, name: str) -> tuple[Path, dict] | None:

@@ -11,8 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ilora_dllm2rec.core.errors import ConfigError
-
 
 class SequentialRecommender(nn.Module):
     """Base class for ID-based sequential recommenders.
@@ -34,8 +32,6 @@ class SequentialRecommender(nn.Module):
 
     def __init__(self, num_items: int, hidden_size: int, max_seq_len: int, head: str = "tied") -> None:
         super().__init__()
-        if head not in ("tied", "linear"):
-            raise ConfigError(f"student.head must be 'tied' or 'linear', got {head!r}; fix student.head in the config")
         self.num_items = num_items
         self.hidden_size = hidden_size
         self.max_seq_len = max_seq_len

@@ -28,13 +28,14 @@ class Caser(SequentialRecommender):
     def __init__(
         self,
         num_items: int,
-        hidden_size: int = 64,
-        max_seq_len: int = 50,
-        num_horizontal: int = 16,
-        filter_heights: Sequence[int] = (2, 3, 4),
-        num_vertical: int = 4,
-        dropout: float = 0.2,
-        head: str = "tied",
+        *,
+        hidden_size: int,
+        max_seq_len: int,
+        num_horizontal: int,
+        filter_heights: Sequence[int],
+        num_vertical: int,
+        dropout: float,
+        head: str,
     ) -> None:
         super().__init__(num_items, hidden_size, max_seq_len, head)
         d = hidden_size

@@ -22,12 +22,13 @@ class GRU4Rec(SequentialRecommender):
     def __init__(
         self,
         num_items: int,
-        emb_size: int = 64,
-        hidden_size: int = 64,
-        max_seq_len: int = 50,
-        num_layers: int = 1,
-        dropout: float = 0.1,
-        head: str = "tied",
+        *,
+        emb_size: int,
+        hidden_size: int,
+        max_seq_len: int,
+        num_layers: int,
+        dropout: float,
+        head: str,
     ) -> None:
         super().__init__(num_items, emb_size, max_seq_len, head)
         self.gru_hidden_size = hidden_size

@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ilora_dllm2rec.core.errors import ConfigError, DataError
+from ilora_dllm2rec.core.errors import DataError
 
-LOSSES = ("ce", "bce", "dros")
 _REJECTION_ROUNDS = 16  # after this many redraws, the few stubborn rows are sampled exactly
 
 
@@ -122,18 +121,14 @@ class StudentLoss(nn.Module):
         self,
         loss: str,
         num_items: int,
-        n_neg: int = 1,
-        dros_alpha: float = 0.1,
-        dros_beta: float = 1.0,
+        *,
+        n_neg: int,
+        dros_alpha: float,
+        dros_beta: float,
         propensity: torch.Tensor | None = None,
     ) -> None:
+        # loss, n_neg and dros_beta are checked by the config schema (core/schema_groups.py, StudentModel)
         super().__init__()
-        if loss not in LOSSES:
-            raise ConfigError(f"unknown student.loss {loss!r}; valid: {', '.join(LOSSES)}")
-        if loss != "ce" and n_neg < 1:
-            raise ConfigError(f"student.n_neg must be >= 1 for loss {loss!r}, got {n_neg}")
-        if loss == "dros" and dros_beta <= 0:
-            raise ConfigError(f"student.dros_beta must be > 0, got {dros_beta}")
         if loss == "dros" and (propensity is None or propensity.shape != (num_items,)):
             raise ValueError(f"loss 'dros' needs a propensity vector of shape [{num_items}]")
         self.loss, self.num_items, self.n_neg = loss, num_items, int(n_neg)
@@ -146,14 +141,16 @@ class StudentLoss(nn.Module):
         cls, student_cfg: Mapping[str, Any], num_items: int, target_counts: torch.Tensor | None = None
     ) -> StudentLoss:
         """Build from the ``student`` group; ``target_counts`` ([N] training-target counts) is needed for dros."""
-        loss = str(student_cfg.get("loss", "ce"))
+        from .factory import student_spec
+
+        spec = student_spec(student_cfg)
         prop = item_propensity(torch.as_tensor(target_counts)) if target_counts is not None else None
         return cls(
-            loss,
+            spec.loss,
             num_items,
-            n_neg=int(student_cfg.get("n_neg", 1)),
-            dros_alpha=float(student_cfg.get("dros_alpha", 0.1)),
-            dros_beta=float(student_cfg.get("dros_beta", 1.0)),
+            n_neg=spec.n_neg,
+            dros_alpha=spec.dros_alpha,
+            dros_beta=spec.dros_beta,
             propensity=prop,
         )
 

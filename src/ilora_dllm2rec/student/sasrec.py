@@ -39,8 +39,6 @@ from torch import nn
 from ilora_dllm2rec.core.errors import ConfigError
 from ilora_dllm2rec.student.base import SequentialRecommender, real_positions, trim_padding
 
-POSITION_MODES = ("recency", "absolute")
-
 
 class FastDropout(nn.Module):
     """Inverted dropout whose CPU mask costs ~1/4 of ``F.dropout``'s (plain ``F.dropout`` elsewhere).
@@ -168,20 +166,18 @@ class SASRec(SequentialRecommender):
     def __init__(
         self,
         num_items: int,
-        hidden_size: int = 64,
-        max_seq_len: int = 50,
-        num_blocks: int = 2,
-        num_heads: int = 1,
-        dropout: float = 0.2,
-        head: str = "tied",
-        positions: str = "recency",
+        *,
+        hidden_size: int,
+        max_seq_len: int,
+        num_blocks: int,
+        num_heads: int,
+        dropout: float,
+        head: str,
+        positions: str,
     ) -> None:
+        # the values are checked by the config schema (core/schema_groups.py, SasrecModel)
         super().__init__(num_items, hidden_size, max_seq_len, head)
-        if positions not in POSITION_MODES:
-            raise ConfigError(f"student.positions must be one of {list(POSITION_MODES)}, got {positions!r}")
         self.positions = positions
-        if num_heads < 1 or hidden_size % num_heads:
-            raise ConfigError(f"student.num_heads ({num_heads}) must divide student.hidden_size ({hidden_size})")
         self.position_embedding = nn.Embedding(max_seq_len, hidden_size)
         self.emb_dropout = FastDropout(dropout)
         self.blocks = nn.ModuleList(_Block(hidden_size, num_heads, dropout) for _ in range(num_blocks))

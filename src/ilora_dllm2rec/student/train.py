@@ -17,6 +17,7 @@ from ..core.trainer import build_trainer
 from ..data import SplitData, build_dataloader
 from .base import SequentialRecommender
 from .evaluator import evaluate_model
+from .factory import stored_student_cfg
 from .lit_module import StudentLitModule
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,11 @@ def load_student_checkpoint(path: str | Path) -> tuple[SequentialRecommender, di
     # Read once through the shared helper (weights_only, as Lightning's default): a file that is no checkpoint is
     # refused in one line instead of PyTorch's advice to unpickle it. Student checkpoints are small, so
     # Lightning reading the file again to rebuild the module costs little.
-    load_checkpoint(path, kind="student checkpoint", remedy=STUDENT_REMEDY, required=("state_dict", "hyper_parameters"))
-    module = StudentLitModule.load_from_checkpoint(path, map_location="cpu")
+    state = load_checkpoint(
+        path, kind="student checkpoint", remedy=STUDENT_REMEDY, required=("state_dict", "hyper_parameters")
+    )
+    stored = stored_student_cfg(state["hyper_parameters"]["student_cfg"])
+    module = StudentLitModule.load_from_checkpoint(path, map_location="cpu", student_cfg=stored)
     model = module.model.eval()
     return model, dict(module.hparams)
 

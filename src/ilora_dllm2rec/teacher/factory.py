@@ -7,43 +7,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigError
+from ..core.schema import check
+from ..core.schema_stages import IloraTeacher
 from ..student.base import SequentialRecommender
-from .ilora_model import DEFAULT_TARGETS, ILoRAModel
-from .imitation import IMITATION_LOSSES, LambdaSchedule
-from .llm import load_llm, resolve_attn_implementation
-from .moe_lora import ADAPTER_MODES, check_expert_rank
+from .ilora_model import ILoRAModel
+from .imitation import LambdaSchedule
+from .llm import load_llm
 
 log = logging.getLogger(__name__)
 
 
-def resolve_llm_path(cfg: Mapping[str, Any]) -> str:
-    """``teacher.llm_model_name`` (older key kept for users' configs) wins when set; else ``teacher.llm_path``."""
-    alias, path = cfg.get("llm_model_name"), cfg.get("llm_path")
-    if alias:
-        if path and str(path) != str(alias):
-            log.info("teacher.llm_model_name=%s overrides teacher.llm_path=%s", alias, path)
-        return str(alias)
-    if not path:
-        raise ConfigError("teacher.llm_path is not set: use embedded:smollm2-135m-instruct, a model folder or a HF id")
-    return str(path)
-
-
-def validate_teacher_config(cfg: Mapping[str, Any]) -> None:
-    """Cheap checks that must fail before an LLM is loaded."""
-    adapter = cfg.get("adapter", "moelora")
-    if adapter not in ADAPTER_MODES:
-        raise ConfigError(f"teacher.adapter={adapter!r} is not supported: use one of {list(ADAPTER_MODES)}")
-    if adapter == "moelora":
-        check_expert_rank(int(cfg.get("num_experts", 4)), int(cfg.get("lora_r", 8)))
-    train_attn = cfg.get("train_attn_implementation")
-    if train_attn is not None:
-        resolve_attn_implementation(str(train_attn))
-    if int(cfg.get("pad_to_multiple_of", 1)) < 1:
-        raise ConfigError(f"teacher.pad_to_multiple_of must be >= 1, got {cfg.get('pad_to_multiple_of')}")
-    loss = cfg.get("distill_loss_type", "mse")
-    if loss not in IMITATION_LOSSES:
-        raise ConfigError(f"teacher.distill_loss_type={loss!r} is not supported: use one of {list(IMITATION_LOSSES)}")
+def teacher_spec(cfg: Mapping[str, Any]) -> IloraTeacher:
+    """The checked ``teacher`` section of the LLM teacher (a stored checkpoint config too: other keys are ignored,
+    missing ones take the schema's default); every check runs before an LLM is loaded."""
+    return check(IloraTeacher, {**dict(cfg), "backend": "ilora"}, "teacher")
 
 
 def build_ilora_model(
@@ -54,42 +31,38 @@ def build_ilora_model(
     model_cache_dir: str | Path,
 ) -> ILoRAModel:
     """Load the LLM named by the config and wrap it with the frozen ``student`` into an :class:`ILoRAModel`."""
-    validate_teacher_config(cfg)
-    export = cfg.get("export") or {}
+    spec = teacher_spec(cfg)
     llm, tokenizer = load_llm(
-        resolve_llm_path(cfg),
-        dtype=cfg.get("dtype", "bf16"),
-        attn_implementation=cfg.get("attn_implementation", "sdpa"),
-        trust_remote_code=bool(cfg.get("trust_remote_code", False)),
+        spec.llm_path,
+        dtype=spec.dtype,
+        attn_implementation=spec.attn_implementation,
+        trust_remote_code=spec.trust_remote_code,
         model_cache_dir=model_cache_dir,
-        gradient_checkpointing=bool(cfg.get("gradient_checkpointing", False)),
-        allow_download=cfg.get("allow_download"),
+        gradient_checkpointing=spec.gradient_checkpointing,
+        allow_download=spec.allow_download,
     )
     model = ILoRAModel(
         llm,
         tokenizer,
         student,
         item_titles,
-        prompt_template=str(cfg.get("prompt_template", "generic")),
-        prompt_templates=dict(cfg.get("prompt_templates") or {}),
-        max_prompt_tokens=int(cfg.get("max_prompt_tokens", 256)),
-        max_history_items=int(cfg.get("max_history_items", 20)),
-        adapter=cfg.get("adapter", "moelora"),
-        num_experts=int(cfg.get("num_experts", 4)),
-        lora_r=int(cfg.get("lora_r", 8)),
-        lora_alpha=float(cfg.get("lora_alpha", 32)),
-        lora_dropout=float(cfg.get("lora_dropout", 0.1)),
-        target_modules=list(cfg.get("target_modules") or DEFAULT_TARGETS),
-        use_item_embeddings_head=bool(cfg.get("use_item_embeddings_head", True)),
-        head_residual=bool(cfg.get("head_residual", True)),
-        item_embedding_adapters=bool(export.get("item_embedding_adapters", False)),
-        train_attn_implementation=cfg.get("train_attn_implementation"),
-        compile_backbone=bool(cfg.get("compile", False)),
-        pad_to_multiple_of=int(cfg.get("pad_to_multiple_of", 1)),
+        prompt_template=spec.prompt_template,
+        prompt_templates=dict(spec.prompt_templates),
+        max_prompt_tokens=spec.max_prompt_tokens,
+        max_history_items=spec.max_history_items,
+        adapter=spec.adapter,
+        num_experts=spec.num_experts,
+        lora_r=spec.lora_r,
+        lora_alpha=float(spec.lora_alpha),
+        lora_dropout=float(spec.lora_dropout),
+        target_modules=list(spec.target_modules),
+        use_item_embeddings_head=spec.use_item_embeddings_head,
+        head_residual=spec.head_residual,
+        item_embedding_adapters=spec.export.item_embedding_adapters,
+        train_attn_implementation=spec.train_attn_implementation,
+        compile_backbone=spec.compile,
+        pad_to_multiple_of=spec.pad_to_multiple_of,
     )
-    hidden = cfg.get("hidden_size")
-    if hidden is not None and int(hidden) != model.hidden_size:
-        log.warning("teacher.hidden_size=%s ignored: the LLM's hidden size D=%d is used", hidden, model.hidden_size)
     report = model.trainable_parameter_report()
     log.info(
         "iLoRA teacher: D=%d, trainable %d / %d parameters %s",
@@ -103,10 +76,11 @@ def build_ilora_model(
 
 def build_lambda_schedule(cfg: Mapping[str, Any], total_steps: int | None) -> LambdaSchedule:
     """lam(t) from teacher.distill_lambda / distill_min_lambda / distill_decay_type / distill_decay_steps."""
+    spec = teacher_spec(cfg)
     return LambdaSchedule(
-        float(cfg.get("distill_lambda", 1.0)),
-        float(cfg.get("distill_min_lambda", 0.0)),
-        str(cfg.get("distill_decay_type", "linear")),
-        cfg.get("distill_decay_steps"),
+        float(spec.distill_lambda),
+        float(spec.distill_min_lambda),
+        spec.distill_decay_type,
+        spec.distill_decay_steps,
         total_steps,
     )

@@ -24,6 +24,8 @@ import torch
 from omegaconf import DictConfig
 
 from ..core.errors import ConfigError, TrainingError
+from ..core.schema import check
+from ..core.schema_stages import HeadRefit
 from ..data import SampleSet, build_dataloader
 from ..student.evaluator import evaluate
 from .export import length_order
@@ -41,14 +43,8 @@ class RefitResult:
 
 
 def check_refit_config(refit: DictConfig) -> None:
-    """ConfigError for values the refit cannot use (checked before the first phase starts)."""
-    for key in ("samples", "epochs", "patience", "batch_size"):
-        value = refit[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "samples" else 1):
-            low = 0 if key == "samples" else 1
-            raise ConfigError(f"teacher.head_refit.{key}={value!r} must be an integer >= {low}")
-    if not float(refit.lr) > 0:
-        raise ConfigError(f"teacher.head_refit.lr={refit.lr!r} must be > 0")
+    """ConfigError for values the refit cannot use (the schema's ``HeadRefit``; checked before the first phase)."""
+    check(HeadRefit, refit, "teacher.head_refit")
 
 
 @torch.no_grad()  # not inference_mode: the cached tensors are the head's inputs under autograd later

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from ..core.errors import ConfigError
 
-IMITATION_LOSSES = ("mse", "cosine", "l1", "huber", "contrastive")
+# teacher.distill_loss_type, teacher.distill_decay_type and the temperature are checked by the config schema
+# (core/schema_stages.py, IloraTeacher); the errors below are for direct callers
 DECAY_TYPES = ("none", "linear", "cosine", "exponential")
 
 
@@ -36,10 +37,10 @@ def imitation_loss(q_u: torch.Tensor, z_u: torch.Tensor, kind: str = "mse", temp
         return (1.0 - F.cosine_similarity(q_u, z_u, dim=-1)).mean()
     if kind == "contrastive":
         if temperature <= 0:
-            raise ConfigError(f"teacher.contrastive_temperature={temperature} must be > 0")
+            raise ValueError(f"contrastive temperature {temperature} must be > 0")
         logits = F.normalize(q_u, dim=-1) @ F.normalize(z_u, dim=-1).T / temperature
         return F.cross_entropy(logits, torch.arange(q_u.shape[0], device=q_u.device))
-    raise ConfigError(f"teacher.distill_loss_type={kind!r} is not supported: use one of {list(IMITATION_LOSSES)}")
+    raise ValueError(f"unknown imitation loss {kind!r}")
 
 
 class LambdaSchedule:
@@ -59,9 +60,7 @@ class LambdaSchedule:
         total_steps: int | None = None,
     ) -> None:
         if decay_type not in DECAY_TYPES:
-            raise ConfigError(
-                f"teacher.distill_decay_type={decay_type!r} is not supported: use one of {list(DECAY_TYPES)}"
-            )
+            raise ValueError(f"unknown decay type {decay_type!r}: one of {DECAY_TYPES}")
         steps = decay_steps if decay_steps is not None else total_steps
         if decay_type != "none" and (steps is None or steps <= 0):
             raise ConfigError(

@@ -26,6 +26,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..core.errors import ConfigError
+from ..core.schema_stages import PROMPT_TEMPLATES as TEACHER_PROMPT_TEMPLATES
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +34,7 @@ HISTORY_HERE = "[HistoryHere]"
 HISTORY_EMB = "[HistoryEmb]"
 SPECIAL_TOKENS = ("[HistoryEmb]", "[CansEmb]", "[ItemEmb]", "[PH]")
 
-PROMPT_TEMPLATES = {
-    "movies": "This user has watched [HistoryHere] in the previous. "
-    "Please predict the next movie this user will watch.",
-    "games": "This user has played [HistoryHere] in the previous. Please predict the next game this user will play.",
-    "music": "This user has listened to [HistoryHere] in the previous. "
-    "Please predict the next song this user will listen to.",
-    "generic": "This user has interacted with [HistoryHere] in the previous. "
-    "Please predict the next item this user will interact with.",
-}
+PROMPT_TEMPLATES = TEACHER_PROMPT_TEMPLATES  # the built-ins: teacher.prompt_templates' defaults (the schema's)
 
 
 def resolve_template(template: str, templates: Mapping[str, str] | None = None) -> str:

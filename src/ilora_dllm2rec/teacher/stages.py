@@ -73,7 +73,7 @@ def selection_student_path(cfg: DictConfig, data: SplitData, run: RunDir) -> Pat
     own = read_manifest(run.root / "models" / "baseline")
     if own:
         return run.root / "models" / "baseline" / own["best_checkpoint"]
-    explicit = cfg.distill.baseline_checkpoint_path or cfg.teacher.get("rec_model_checkpoint_path")
+    explicit = cfg.distill.baseline_checkpoint_path or cfg.teacher.rec_model_checkpoint_path
     return find_baseline(cfg, data, explicit)
 
 
@@ -103,7 +103,7 @@ def select_export_samples(cfg: DictConfig, data: SplitData, run: RunDir) -> np.n
     provider = None
     if policy.needs_student:
         baseline, _ = load_student_checkpoint(selection_student_path(cfg, data, run))
-        k = int(cfg.active.get("topk", 10))
+        k = getattr(policy, "topk", 1)  # the top-K comparing strategies' K; uncertainty reads the entropy only
         provider = lambda: student_entropy_and_topk(baseline, data.train, 1024, k, "cpu")  # noqa: E731
     mask = policy.select(SelectionContext(num_train=len(data.train), student_provider=provider))
     ids = np.flatnonzero(mask)

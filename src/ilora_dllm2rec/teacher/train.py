@@ -28,9 +28,8 @@ from ..core.trainer import build_trainer, inference_device
 from ..data import SampleSet, SplitData, build_dataloader
 from ..student.base import SequentialRecommender
 from ..student.evaluator import evaluate
-from ..student.factory import STUDENTS
 from ..student.train import find_baseline, load_student_checkpoint, run_baseline_stage
-from .factory import build_ilora_model, build_lambda_schedule
+from .factory import build_ilora_model, build_lambda_schedule, teacher_spec
 from .head_refit import check_refit_config, refit_head
 from .ilora_model import ILoRAModel
 from .lit_module import TeacherLitModule
@@ -53,20 +52,10 @@ def subset(samples: SampleSet, max_samples: int | None, ratio: float | None, see
     return samples.subset(index)
 
 
-REC_MODEL_TYPES = tuple(STUDENTS)  # sasrec, gru4rec, caser: each implements encode / score / item_embedding
-
-
 def requested_rec_model_type(cfg: DictConfig) -> str | None:
-    """``teacher.rec_model_type``: None (the checkpoint's own type) or one of :data:`REC_MODEL_TYPES`."""
-    value = cfg.teacher.get("rec_model_type")
-    if value is None:
-        return None
-    if str(value).lower() not in REC_MODEL_TYPES:
-        raise ConfigError(
-            f"teacher.rec_model_type={value!r} is not supported: use one of {', '.join(REC_MODEL_TYPES)}, "
-            "or null for the type the checkpoint holds"
-        )
-    return str(value).lower()
+    """``teacher.rec_model_type``: None (the checkpoint's own type) or sasrec | gru4rec | caser (checked by the
+    schema, core/schema_stages.py ``IloraTeacher``)."""
+    return teacher_spec(cfg.teacher).rec_model_type
 
 
 def check_rec_model_type(cfg: DictConfig, path: Path, hparams: dict) -> str:
@@ -225,11 +214,12 @@ def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) 
             f"teacher checkpoint {path} is for {meta['num_items']} items / data {meta['data_fingerprint']}, this run "
             f"has {data.num_items} items / data {data.fingerprint}: use a teacher trained on the same data"
         )
+    from ..student.factory import stored_student_cfg
     from ..student.lit_module import StudentLitModule
 
     hp = meta["student_hparams"]
     meta.setdefault("rec_model_type", str(hp["student_cfg"]["name"]).lower())  # checkpoints from before the key
-    student_module = StudentLitModule(hp["student_cfg"], int(hp["num_items"]), lr=float(hp["lr"]))
+    student_module = StudentLitModule(stored_student_cfg(hp["student_cfg"]), int(hp["num_items"]), lr=float(hp["lr"]))
     student_module.model.load_state_dict(meta["student_state"])
     student = student_module.model.eval()
     teacher_cfg = OmegaConf.create(meta["teacher_cfg"])
