@@ -51,6 +51,14 @@ def test_every_teacher_config_passes(teacher):
         ("train.patience=-1", "train.patience must be an integer >= 0, got -1"),
         ("metrics.ks=[5,0]", "metrics.ks must be a non-empty list of integers >= 1, got [5, 0]"),
         ("metrics.ks=[]", "metrics.ks must be a non-empty list of integers >= 1, got []"),
+        ("general.num_threads=0", "general.num_threads must be auto or an integer >= 1, got 0"),
+        ("general.num_threads=many", "general.num_threads must be auto or an integer >= 1, got 'many'"),
+        ("general.num_threads=1.5", "general.num_threads must be auto or an integer >= 1, got 1.5"),
+        ("general.thread_wait=busy", "general.thread_wait must be one of passive | spin, got 'busy'"),
+        (
+            "teacher.rec_model_type=bert4rec",
+            "teacher.rec_model_type must be null or one of sasrec | gru4rec | caser, got 'bert4rec'",
+        ),
     ],
 )
 def test_out_of_range_value_is_refused_with_the_key_named(override, message):
@@ -62,7 +70,9 @@ def test_out_of_range_value_is_refused_with_the_key_named(override, message):
 @pytest.mark.parametrize(
     "override",
     ["student.lr=3e-4", "train.gradient_clip_val=null", "train.patience=0", "active.budget_ratio=1",
-     "teacher.lora_dropout=0", "teacher.head_lr_scale=0", "metrics.ks=[1]"],
+     "teacher.lora_dropout=0", "teacher.head_lr_scale=0", "metrics.ks=[1]", "general.num_threads=1",
+     "general.num_threads=auto", "general.thread_wait=spin", "teacher.rec_model_type=GRU4Rec",
+     "teacher.rec_model_type=null"],
 )  # fmt: skip
 def test_boundary_values_in_range_pass(override):
     check_value_ranges(composed([override]))
@@ -83,3 +93,11 @@ def _select(cfg, key: str) -> bool:
 
     marker = object()
     return OmegaConf.select(cfg, key, default=marker) is not marker
+
+
+def test_rec_model_types_are_the_teacher_stages():
+    """The light copy the start-up check uses is the list the teacher stage supports."""
+    from ilora_dllm2rec.core.value_checks import REC_MODEL_TYPES
+    from ilora_dllm2rec.teacher.train import REC_MODEL_TYPES as STAGE_TYPES
+
+    assert REC_MODEL_TYPES == STAGE_TYPES

@@ -40,13 +40,26 @@ def _one_of(*choices: str) -> tuple[Callable[[object], bool], str]:
     return (lambda v: v in choices), "one of " + " | ".join(choices)
 
 
+# iLoRA's frozen recommender: the students that implement encode / score / item_embedding (teacher/train.py's
+# REC_MODEL_TYPES, which imports torch; a test keeps the two equal). Checked here so that run-pipeline refuses a
+# bad value before the baseline trains, not when the teacher stage starts.
+REC_MODEL_TYPES = ("sasrec", "gru4rec", "caser")
+REC_MODEL_TYPE = (
+    (lambda v: v is None or str(v).lower() in REC_MODEL_TYPES),
+    "null or one of " + " | ".join(REC_MODEL_TYPES),
+)
+
+
 RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "general.num_threads": ((lambda v: v == "auto" or POSITIVE_INT[0](v)), "auto or an integer >= 1"),
+    "general.thread_wait": _one_of("passive", "spin"),
     # the group values the train presets default to (checked first: they are what users set)
     "student.batch_size": POSITIVE_INT,
     "student.num_epochs": POSITIVE_INT,
     "student.lr": POSITIVE,
     "student.weight_decay": NON_NEGATIVE,
     "teacher.batch_size": POSITIVE_INT,
+    "teacher.rec_model_type": REC_MODEL_TYPE,
     "teacher.eval_batch_size": POSITIVE_INT,
     "teacher.num_epochs": POSITIVE_INT,
     "teacher.patience": NON_NEGATIVE_INT,
