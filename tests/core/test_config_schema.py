@@ -78,6 +78,12 @@ def test_wrong_type_is_refused_with_the_key_named(override, message):
         ("metrics.ks=[5,0]", "metrics.ks must be a non-empty list of integers >= 1, got [5, 0]"),
         ("metrics.ks=[]", "metrics.ks must be a non-empty list of integers >= 1, got []"),
         ("dataset.limit_data_rows=0", "dataset.limit_data_rows must be a positive integer, -1 or null, got 0"),
+        ("general.num_threads=0", "general.num_threads must be an integer >= 1 or auto, got 0"),
+        ("general.thread_wait=busy", "general.thread_wait must be one of passive | spin, got 'busy'"),
+        (
+            "teacher.rec_model_type=bert4rec",
+            "teacher.rec_model_type must be null or one of sasrec | gru4rec | caser, got 'bert4rec'",
+        ),
     ],
 )
 def test_out_of_range_value_is_refused_with_the_key_named(override, message):
@@ -88,7 +94,8 @@ def test_out_of_range_value_is_refused_with_the_key_named(override, message):
     "override",
     ["student.lr=3e-4", "train.gradient_clip_val=null", "train.patience=0", "active.budget_ratio=1",
      "teacher.lora_dropout=0", "teacher.head_lr_scale=0", "metrics.ks=[1]", "dataset.limit_data_rows=-1",
-     "distill.use_dros=false", "teacher.distill_decay_steps=100"],
+     "distill.use_dros=false", "teacher.distill_decay_steps=100", "general.num_threads=1",
+     "general.num_threads=auto", "general.thread_wait=spin", "teacher.rec_model_type=null"],
 )  # fmt: skip
 def test_boundary_values_in_range_pass(override):
     validate_config(composed([override]), pipeline=True)

@@ -1,8 +1,11 @@
-"""Entry-point process settings (core/runtime.py) and the yes/no switch check (core/config.py)."""
+"""Entry-point process settings (core/runtime.py: malloc, threads) and the yes/no switch check (core/config.py)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +89,64 @@ def test_heap_guard_backs_off_when_the_growth_is_a_working_set(monkeypatch) -> N
     assert guard.trims == 2 and guard.slack_mb == 2048  # the second trim came one batch after the first
     guard.check()  # 2100 - 1000 = 1100 < 2048: no more trims
     assert guard.trims == 2
+
+
+# -- threads (general.num_threads, general.thread_wait) -----------------------------------------------------------
+def test_an_integer_num_threads_wins_over_the_environment() -> None:
+    assert runtime.resolve_num_threads(3, env="1") == (3, "general.num_threads")
+
+
+def test_auto_uses_omp_num_threads_else_the_available_cpus(caplog) -> None:
+    assert runtime.resolve_num_threads("auto", env="1") == (1, "OMP_NUM_THREADS")
+    assert runtime.resolve_num_threads("auto", env=None) == (runtime.available_cpus(), "the CPUs available")
+    assert runtime.resolve_num_threads("auto", env="lots") == (runtime.available_cpus(), "the CPUs available")
+    assert "OMP_NUM_THREADS='lots'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2),  # cgroup v2, docker run --cpus=2
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: rounded up, a thread is not split
+        ({"cpu.max": "max 100000\n"}, None),  # no quota
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # no cgroup files
+    ],
+)
+def test_a_container_cpu_quota_limits_the_cpus(tmp_path, files, expected) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert runtime._cgroup_cpu_limit(tmp_path) == expected
+
+
+def test_available_cpus_is_within_the_affinity_mask() -> None:
+    assert 1 <= runtime.available_cpus() <= (os.cpu_count() or 1)
+
+
+PROBE = (
+    "import os, sys; from ilora_dllm2rec.core.runtime import configure_threads; "
+    "applied = configure_threads(*sys.argv[1:2] or ['auto'], *sys.argv[2:3]); import torch; "
+    "print(torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'), os.environ.get('OMP_WAIT_POLICY'))"
+)
+
+
+def _probe(env: dict[str, str], *args: str) -> list[str]:
+    """configure_threads in a fresh interpreter (the OpenMP runtime reads its variables when torch loads)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    clean["PYTHONPATH"] = str(Path(runtime.__file__).parents[2]) + os.pathsep + clean.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], env={**clean, **env}, capture_output=True, text=True, check=True
+    )
+    return proc.stdout.split()
+
+
+def test_threads_are_set_before_torch_loads_with_the_environment_first() -> None:
+    # an integer: torch uses it and child processes (Lightning's DDP ranks) inherit it; idle threads sleep
+    assert _probe({"OMP_NUM_THREADS": "2"}, "1") == ["1", "1", "PASSIVE"]
+    # auto: the environment's count, and the environment's wait policy over general.thread_wait
+    assert _probe({"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}, "auto") == ["1", "1", "ACTIVE"]
+    # auto without OMP_NUM_THREADS leaves it unset (Lightning's DDP divides the cores); spin = OpenMP's default
+    count, env_count, policy = _probe({}, "auto", "spin")
+    assert int(count) == runtime.available_cpus() and env_count == "None" and policy == "None"

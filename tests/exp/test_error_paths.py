@@ -34,12 +34,13 @@ def assert_empty(folder: Path) -> None:
 
 # -- item 7/8: a run that never started leaves no run folder ----------------------------------------------------
 REFUSALS = [
-    (["train.lr=-1"], "train.lr"),  # value range (core/value_checks.py)
+    (["train.lr=-1"], "train.lr"),  # value range (the config schema)
     (["train.lr=abc"], "train.lr"),  # type (core/config.py)
     (["distill.use_dros=maybe"], "distill.use_dros"),  # switch value
     (["student.not_a_key=1"], "student.not_a_key"),  # unknown key (core/override_check.py)
     (["student=no_such_model"], "no_such_model"),  # unknown group option
     (["studnt=sasrec"], "(did you mean student?)"),  # misspelled config group
+    (["general.num_threads=0"], "general.num_threads must be an integer >= 1 or auto"),  # thread setting
 ]
 
 
@@ -196,3 +197,66 @@ def test_nan_after_a_checkpoint_names_it(tmp_path):
 def test_nan_at_the_first_steps_of_a_run(tmp_path):
     proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + ["student.lr=1e30"], tmp_path)
     assert_one_refusal(proc, "loss became", "no checkpoint was written yet")
+
+
+# -- teacher.rec_model_type: run-pipeline refuses before any stage ----------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["teacher.rec_model_type=bert4rec"], ["teacher.rec_model_type must be null or one of sasrec | gru4rec"]),
+        # the pipeline's teacher would get this run's sasrec baseline: refused before that baseline trains
+        (["teacher.rec_model_type=gru4rec"], ["teacher.rec_model_type=gru4rec", "student=gru4rec"]),
+    ],
+    ids=["unknown", "not the pipeline's student"],
+)
+def test_pipeline_refuses_a_rec_model_type_before_any_stage(tmp_path, extra, needles):
+    proc = run_entry("run_pipeline", tiny_overrides(tmp_path) + extra, tmp_path, timeout=120)
+    assert_one_refusal(proc, *needles)
+    assert_empty(tmp_path / "result")
+
+
+def test_pipeline_accepts_a_rec_model_type_that_matches():
+    from omegaconf import OmegaConf
+
+    from ilora_dllm2rec.exp.run_pipeline import check_rec_model_type
+
+    def cfg(**teacher):
+        return OmegaConf.create({"student": {"name": "sasrec"}, "teacher": {"backend": "ilora", **teacher}})
+
+    check_rec_model_type(cfg(rec_model_type="SASRec"))
+    check_rec_model_type(cfg(rec_model_type=None))
+    check_rec_model_type(cfg(rec_model_type="caser", rec_model_checkpoint_path="x/best.ckpt"))  # checked on load
+
+
+# -- Hydra multirun: every job is checked before the first one starts -------------------------------------------
+def test_multirun_jobs_expand_the_sweeps():
+    from ilora_dllm2rec.core.override_check import multirun_jobs
+
+    assert multirun_jobs(["-m", "general.seed=1,2", "student=sasrec,gru4rec", "train.lr=0.01"]) == [
+        ["general.seed=1", "student=sasrec", "train.lr=0.01"],
+        ["general.seed=1", "student=gru4rec", "train.lr=0.01"],
+        ["general.seed=2", "student=sasrec", "train.lr=0.01"],
+        ["general.seed=2", "student=gru4rec", "train.lr=0.01"],
+    ]
+    assert multirun_jobs(["general.seed=1"]) is None  # not a multirun
+    assert multirun_jobs(["-m", "--cfg", "job"]) is None  # other flags: Hydra's
+    assert multirun_jobs(["--multirun", "general.seed=range(1,3)"]) == [["general.seed=1"], ["general.seed=2"]]
+
+
+@pytest.mark.parametrize(
+    ("sweep", "needle"),
+    [("train.lr=0.001,-1", "train.lr must be a number > 0, got -1"), ("student=sasrec,nope", "nope")],
+    ids=["a bad value in a sweep", "a bad group option in a sweep"],
+)
+def test_a_multirun_with_one_bad_job_starts_none(tmp_path, sweep, needle):
+    overrides = _without(tiny_overrides(tmp_path), "hydra.run.dir=")
+    proc = run_entry("run_student_baseline", ["-m", *overrides, sweep], tmp_path, timeout=120)
+    assert_one_refusal(proc, needle)
+    assert_empty(tmp_path / "result")
+
+
+def test_a_good_multirun_passes_the_checks(tmp_path):
+    from ilora_dllm2rec.exp.common import check_before_start
+
+    overrides = _without(tiny_overrides(tmp_path), "hydra.run.dir=")
+    check_before_start("config", ["-m", *overrides, "general.seed=1,2", "student=sasrec,caser"])  # no exit

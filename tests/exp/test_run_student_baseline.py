@@ -44,10 +44,12 @@ def test_override_applies_and_reaches_the_model(tmp_path):
         "student=sasrec",
         "train.batch_size=32",
         "student.num_epochs=1",
+        "general.num_threads=1",
     ]
     proc = run_entry("run_student_baseline", overrides, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "result" / "result_run"
+    assert "torch threads: 1 (general.num_threads)" in (run / "run_student_baseline.log").read_text()
     cfg = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
     assert cfg["student"]["hidden_size"] == 24 and cfg["train"]["batch_size"] == 32
     state = torch.load(run / "models" / "baseline" / "best.ckpt", map_location="cpu", weights_only=False)

@@ -212,7 +212,7 @@ def test_export_selection_reads_the_teachers_explicit_student(tiny_cfg, tmp_path
     [
         (["active=uncertainty"], "no complete baseline run"),  # the export's policy would find no baseline
         (["teacher.export.top_n=100000"], "teacher.export.top_n=100000"),
-        (["teacher.export.top_n=0"], "teacher.export.top_n must be an integer >= 1, got 0"),  # core/value_checks
+        (["teacher.export.top_n=0"], "teacher.export.top_n must be an integer >= 1, got 0"),  # the config schema
     ],
 )
 def test_run_teacher_fails_before_training_on_export_inputs(tmp_path, extra, message):

@@ -1,6 +1,9 @@
-"""TeacherLitModule: a NaN loss stops with the step named; checkpoints hold only trained tensors."""
+"""TeacherLitModule: a NaN loss stops with the step named and says which checkpoint exists; checkpoints hold only
+trained tensors."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -35,6 +38,33 @@ def test_nan_loss_names_the_step(make_model, batch):
     target = torch.zeros(seq.shape[0], dtype=torch.long)
     with pytest.raises(TrainingError, match="at step 0"):
         module.training_step({"seq": seq, "len_seq": len_seq, "target": target}, 0)
+
+
+def _nan_step(model, module, batch) -> str:
+    seq, len_seq = batch
+    with torch.no_grad():
+        model.projector[0].weight.fill_(float("nan"))
+    target = torch.zeros(seq.shape[0], dtype=torch.long)
+    with pytest.raises(TrainingError) as exc:
+        module.training_step({"seq": seq, "len_seq": len_seq, "target": target}, 0)
+    return str(exc.value)
+
+
+def test_nan_before_any_checkpoint_says_none_was_written(make_model, batch):
+    """A NaN at the first steps: no checkpoint exists, so the message must not promise one."""
+    model = make_model()
+    message = _nan_step(model, make_module(model), batch)
+    assert "no checkpoint was written yet" in message and "kept" not in message
+
+
+def test_nan_after_a_checkpoint_names_it(make_model, batch, tmp_path):
+    last = tmp_path / "last.ckpt"
+    last.write_bytes(b"x")
+    model = make_model()
+    module = make_module(model)
+    callback = SimpleNamespace(last_model_path=str(last), best_model_path="")
+    module.trainer = SimpleNamespace(current_epoch=1, global_step=7, checkpoint_callbacks=[callback])
+    assert f"the last good checkpoint is {last}" in _nan_step(model, module, batch)
 
 
 def test_checkpoint_keeps_only_trained_tensors(make_model):

@@ -3,8 +3,9 @@
 Hydra reports a misspelled key (``teacher.top_n=5``) over several lines and advises ``+teacher.top_n=5``,
 which would ADD a key nothing reads: the run would then ignore the setting silently. Before Hydra runs, the
 entry points compose the same overrides once through Hydra's compose API; when that fails, the failure becomes
-one ``error:`` line with the closest real key (``teacher.export.top_n``). Command lines with flags
-(``--multirun``, ``--cfg``, ``-cn`` ...) are left to Hydra.
+one ``error:`` line with the closest real key (``teacher.export.top_n``). A ``--multirun`` command line is
+checked job by job (:func:`multirun_jobs`); command lines with other flags (``--cfg``, ``-cn`` ...) are left to
+Hydra.
 """
 
 from __future__ import annotations
@@ -107,3 +108,28 @@ def check_command_line(config_name: str, argv: Sequence[str] | None = None) -> D
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
     return composed
+
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def multirun_jobs(args: Sequence[str]) -> list[list[str]] | None:
+    """The overrides of each job a ``--multirun`` command line starts, its sweeps (``student=sasrec,gru4rec``,
+    ``range(1,4)``) expanded as Hydra's basic sweeper expands them; None for a command line that is not a multirun
+    with overrides only, or whose sweeps only Hydra's own run can expand (Hydra then reports them itself)."""
+    flags = [a for a in args if a.startswith("-")]
+    if not flags or any(f not in MULTIRUN_FLAGS for f in flags):
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    overrides = [a for a in args if a not in MULTIRUN_FLAGS]
+    if any(o.startswith(("hydra/sweeper", "hydra/launcher")) for o in overrides):
+        return None  # another sweeper or launcher expands the sweeps its own way
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    except HydraException:  # a malformed sweep: Hydra prints its own message for it
+        return None
+    return [list(job) for job in jobs]

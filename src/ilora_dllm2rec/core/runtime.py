@@ -7,6 +7,13 @@ pages and gives freed memory back to the kernel, so each large activation of an 
 trimming it cut that to ~4,000 and the forward from 1.43 s to 1.07-1.19 s (docs/BENCHMARKS.md). This is the
 same fix as the usual advice to preload jemalloc/tcmalloc for PyTorch on CPU, done with glibc's own
 ``mallopt`` so nothing extra is installed. Peak RSS is unchanged (the heap keeps what it already reached).
+
+Threads (:func:`configure_threads`): torch runs its CPU kernels on an OpenMP team of one thread per core, and
+OpenMP's threads spin at the end of every parallel region waiting for the next one. When another process uses a
+core, one of the team is descheduled, and every one of the thousands of small parallel regions in a SASRec step
+waits for it while its partner spins away the CPU time it needs: an ml-100k epoch took 65-147 s instead of
+~20 s (docs/BENCHMARKS.md "CPU contention and thread settings"). Waiting passively (``OMP_WAIT_POLICY=PASSIVE``)
+gives the core back instead; the thread count itself is a setting (``general.num_threads``).
 """
 
 from __future__ import annotations
@@ -16,8 +23,16 @@ import ctypes.util
 import logging
 import os
 import sys
+from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+# The OpenMP variables as the user's environment set them, read when this module is first imported (before any
+# entry point's task runs): configure_threads exports its own choices, and a later job of the same process (a
+# Hydra multirun) must still tell the user's values from those.
+USER_OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")
+USER_OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
+WAIT_POLICIES: dict[str, str | None] = {"passive": "PASSIVE", "spin": None}
 
 M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 M_MMAP_THRESHOLD = -3
@@ -102,3 +117,83 @@ class HeapGuard:
             self.trims += 1
         self.since_trim = 0
         self.base = resident_mb()
+
+
+def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The CPU quota of this process's cgroup, rounded up to whole CPUs (``docker run --cpus=2`` on a larger host
+    shows every host CPU in the affinity mask but lets the container use two); None without a quota."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]  # cgroup v2: "max 100000" or "200000 100000"
+    except (OSError, ValueError):
+        try:  # cgroup v1
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1"):
+        return None
+    try:
+        return max(1, -(-int(quota) // int(period)))
+    except (ValueError, ZeroDivisionError):
+        log.debug("unreadable cgroup CPU quota %r / %r: ignored", quota, period)
+        return None
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (``taskset``, a scheduler's allocation), capped by a
+    cgroup CPU quota (containers)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux: no affinity masks
+        count = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    return min(count, limit) if limit else count
+
+
+def resolve_num_threads(setting: object, env: str | None = None) -> tuple[int, str]:
+    """``general.num_threads`` as a thread count and where it came from: an integer is used as it is; ``auto`` is
+    ``OMP_NUM_THREADS`` when the environment sets it (``env``), else :func:`available_cpus`."""
+    if setting != "auto":
+        return int(setting), "general.num_threads"  # type: ignore[call-overload]
+    if env is not None and env.strip().isdigit() and int(env) >= 1:
+        return int(env), "OMP_NUM_THREADS"
+    if env is not None:
+        log.warning("OMP_NUM_THREADS=%r is not a positive integer: ignored", env)
+    return available_cpus(), "the CPUs available"
+
+
+def configure_threads(num_threads: object = "auto", wait: str = "passive") -> dict[str, object]:
+    """Set torch's CPU threads (``general.num_threads``) and how idle OpenMP threads wait (``general.thread_wait``)
+    for this process; return what was applied. Called first by every entry point, before torch is imported: the
+    OpenMP runtime reads ``OMP_WAIT_POLICY`` once, when torch loads it.
+
+    Precedence: an integer ``general.num_threads`` wins over ``OMP_NUM_THREADS`` (and is exported to it, so that
+    processes started from this one, such as Lightning's DDP ranks, use the same count); ``auto`` uses
+    ``OMP_NUM_THREADS`` when set and otherwise leaves it unset, so that Lightning's DDP on CPU can divide the cores
+    among its processes. An ``OMP_WAIT_POLICY`` in the environment wins over ``general.thread_wait``."""
+    count, source = resolve_num_threads(num_threads, USER_OMP_NUM_THREADS)
+    cpus = available_cpus()
+    if count > cpus:
+        log.warning("%d torch threads on %d available CPUs (%s): threads will wait on each other", count, cpus, source)
+    if source == "general.num_threads":
+        if USER_OMP_NUM_THREADS is not None and USER_OMP_NUM_THREADS != str(count):
+            log.info("general.num_threads=%d overrides OMP_NUM_THREADS=%s", count, USER_OMP_NUM_THREADS)
+        os.environ["OMP_NUM_THREADS"] = str(count)
+    elif USER_OMP_NUM_THREADS is None:
+        os.environ.pop("OMP_NUM_THREADS", None)  # an earlier job of this process may have exported its own count
+    # spin: no variable, OpenMP's own default (spin a while after each parallel region, then sleep)
+    policy = USER_OMP_WAIT_POLICY or WAIT_POLICIES[wait]
+    if "torch" not in sys.modules:
+        if policy is None:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+        else:
+            os.environ["OMP_WAIT_POLICY"] = policy
+    elif os.environ.get("OMP_WAIT_POLICY") != policy:
+        # a later job of a multirun, or a caller that imported torch first: the OpenMP runtime has read it already
+        log.warning("general.thread_wait=%s cannot take effect: torch was loaded before the thread settings", wait)
+    import torch
+
+    torch.set_num_threads(count)
+    applied = {"num_threads": count, "source": source, "wait_policy": policy}
+    log.info("torch threads: %d (%s); OpenMP wait policy: %s", count, source, policy or "OpenMP's default (spin)")
+    return applied

@@ -137,7 +137,9 @@ def describe(tp: Any) -> str:
         words = [describe(p) for p in parts if p is not type(None)]
         return ("null or " if type(None) in parts else "") + " or ".join(words)
     if _choices(tp):
-        return _join(_choices(tp)) if tp is bool else "one of " + " | ".join(_choices(tp))
+        if tp is bool or len(_choices(tp)) == 1:
+            return _join(_choices(tp))
+        return "one of " + " | ".join(_choices(tp))
     if get_origin(tp) is list:
         return f"a list of {_plural(describe(_args(tp)[0]))}"
     if get_origin(tp) is dict:
@@ -250,8 +252,11 @@ def _expected(tp: Any, rule: Range | None) -> str:
         return rule.words
     nullable = _is_union(tp) and type(None) in _args(tp)
     core = [a for a in _args(tp) if a is not type(None)] if _is_union(tp) else [tp]
-    words = " or ".join(describe(a) for a in core)
-    return ("null or " if nullable else "") + f"{words} {rule.words}"
+    if len(core) == 1:
+        return ("null or " if nullable else "") + f"{describe(core[0])} {rule.words}"
+    # the range belongs to the numeric alternative: "an integer >= 1 or auto"
+    words = " or ".join(f"{describe(a)} {rule.words}" if a in (int, float) else describe(a) for a in core)
+    return ("null or " if nullable else "") + words
 
 
 def _plain(value: Any) -> Any:

@@ -98,6 +98,23 @@ def live_progress_bar(requested: bool) -> bool:
     return requested and sys.stdout.isatty()
 
 
+def written_checkpoint_state(module: L.LightningModule) -> str:
+    """What a diverged run leaves behind, for its NaN message: checkpoints are written at epoch ends, so a NaN in
+    the first epoch finds none (saying "the last good checkpoint is kept" there sent users looking for a file that
+    is not there)."""
+    try:
+        trainer = module.trainer
+    except RuntimeError:  # not attached to a Trainer: nothing was checkpointed
+        return "no checkpoint was written yet"
+    # every checkpoint callback (best/last may be separate ones): the newest file written is the last good one
+    callbacks = getattr(trainer, "checkpoint_callbacks", None) or [getattr(trainer, "checkpoint_callback", None)]
+    paths = {getattr(c, name, "") for c in callbacks for name in ("last_model_path", "best_model_path")}
+    written = [Path(p) for p in paths if p and Path(p).is_file()]
+    if written:
+        return f"the last good checkpoint is {max(written, key=lambda p: p.stat().st_mtime)}"
+    return "no checkpoint was written yet"
+
+
 def checkpoint_callback(dirpath: Path, monitor: str) -> ModelCheckpoint:
     """Keep ``best.ckpt``: the epoch with the best validation metric (mode max)."""
     return ModelCheckpoint(

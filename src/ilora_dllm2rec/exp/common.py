@@ -30,9 +30,9 @@ from ..core.artifacts import read_json, update_json
 from ..core.config import config_dir
 from ..core.errors import UserError
 from ..core.git_info import save_git_info
-from ..core.override_check import check_command_line
+from ..core.override_check import check_command_line, multirun_jobs
 from ..core.run_logging import RunDir, log_to_files, run_dir_problem
-from ..core.runtime import release_free_heap, tune_malloc
+from ..core.runtime import configure_threads, release_free_heap, tune_malloc
 from ..core.schema_stages import validate_config
 
 log = logging.getLogger("ilora_dllm2rec")
@@ -164,31 +164,49 @@ def refuse(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def check_config(cfg: DictConfig, config_name: str) -> None:
+ConfigCheck = Callable[[DictConfig], None]
+
+
+def check_config(cfg: DictConfig, config_name: str, checks: Sequence[ConfigCheck] = ()) -> None:
     """ConfigError naming the first bad setting: an unknown or removed key, a wrong type, a value out of range, a
-    rule across keys broken (the schema, core/schema_groups.py and core/schema_stages.py)."""
+    rule across keys broken (the schema, core/schema_groups.py and core/schema_stages.py), then the entry point's
+    own ``checks`` (settings that only one entry point reads together)."""
     validate_config(cfg, pipeline=config_name == "run_pipeline")
+    for check in checks:
+        check(cfg)
 
 
-def check_before_start(config_name: str, argv: Sequence[str] | None = None) -> None:
+def check_before_start(
+    config_name: str, argv: Sequence[str] | None = None, checks: Sequence[ConfigCheck] = ()
+) -> None:
     """Exit 2 with one ``error:`` line, before Hydra creates the run folder, when the command line cannot start a
     run: it does not compose, a setting is refused, or the result folder cannot be created or written.
 
-    Command lines with flags (``--multirun``, ``--cfg`` ...) are left to Hydra; the task checks the config again.
+    A ``--multirun`` command line is checked for every job it starts, and its sweep folder, before the first job
+    runs. Command lines with other flags (``--cfg``, ``-cn`` ...) are left to Hydra; the task checks the config
+    again.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    jobs, folder_key = multirun_jobs(args), "hydra.sweep.dir"
+    if jobs is None:
+        jobs, folder_key = [args], "hydra.run.dir"
+    for job in jobs:
+        _check_job(config_name, job, folder_key, checks)
+
+
+def _check_job(config_name: str, args: list[str], folder_key: str, checks: Sequence[ConfigCheck]) -> None:
     composed = check_command_line(config_name, args)  # a misspelled key or group: one line and a suggestion
     if composed is None:
         return
     try:
-        run_dir = OmegaConf.select(composed, "hydra.run.dir")
+        run_dir = OmegaConf.select(composed, folder_key)
     except Exception:  # an interpolation only Hydra's own run can resolve: Hydra reports on the folder itself
         run_dir = None
     cfg = composed.copy()
     with open_dict(cfg):
         del cfg["hydra"]  # what the task function receives (Hydra removes the node the same way)
     try:
-        check_config(cfg, config_name)
+        check_config(cfg, config_name, checks)
     except UserError as exc:
         refuse(str(exc))
     problem = run_dir_problem(run_dir) if run_dir else None
@@ -196,16 +214,23 @@ def check_before_start(config_name: str, argv: Sequence[str] | None = None) -> N
         refuse(problem)
 
 
-def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], object]], Callable[[], None]]:
+def hydra_entry(
+    config_name: str, checks: Sequence[ConfigCheck] = ()
+) -> Callable[[Callable[[DictConfig, RunDir], object]], Callable[[], None]]:
+    """The console-script ``main`` of a stage function; ``checks`` are refusals of this entry point's own (run
+    before Hydra creates the run folder, like the common ones)."""
+
     def decorate(fn: Callable[[DictConfig, RunDir], object]) -> Callable[[], None]:
         @functools.wraps(fn)
         def task(cfg: DictConfig) -> None:
-            quiet_third_party_logs()
-            tune_malloc(bool(cfg.general.tune_malloc))
             try:  # already passed in main() unless the command line had flags; before our own sub-folders
-                check_config(cfg, config_name)
+                check_config(cfg, config_name, checks)
             except UserError as exc:
                 refuse(str(exc))
+            # before anything imports torch: the OpenMP runtime reads its wait policy when torch loads it
+            configure_threads(cfg.general.num_threads, str(cfg.general.thread_wait))
+            quiet_third_party_logs()
+            tune_malloc(bool(cfg.general.tune_malloc))
             run = run_dir_from_hydra()
             save_git_info(run.root)
             try:
@@ -216,7 +241,7 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig, RunDir], ob
                 refuse(str(exc))
 
         def main() -> None:
-            check_before_start(config_name)
+            check_before_start(config_name, checks=checks)
             hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)()
 
         main.task = task  # type: ignore[attr-defined]

@@ -13,13 +13,31 @@ import logging
 from omegaconf import DictConfig
 
 from ..core.distributed import barrier, leave_other_ranks
+from ..core.errors import ConfigError
 from ..core.run_logging import RunDir
 from .common import command_line_overrides, hydra_entry, mark_stage_complete, stage_done
 
 log = logging.getLogger("ilora_dllm2rec.pipeline")
 
 
-@hydra_entry("run_pipeline")
+def check_rec_model_type(cfg: DictConfig) -> None:
+    """The pipeline gives iLoRA this run's own baseline (a ``student``) as its frozen recommender unless
+    ``teacher.rec_model_checkpoint_path`` names one: a ``teacher.rec_model_type`` of another type is refused before
+    the baseline trains (the value itself is checked by the config schema, core/schema_stages.py)."""
+    teacher = cfg.get("teacher")
+    wanted = teacher.get("rec_model_type") if teacher is not None else None
+    if wanted is None or str(teacher.get("backend")) != "ilora" or teacher.get("rec_model_checkpoint_path"):
+        return
+    student = str(cfg.student.name).lower()
+    if str(wanted).lower() != student:
+        raise ConfigError(
+            f"teacher.rec_model_type={wanted} but run-pipeline gives the teacher this run's baseline, a {student} "
+            f"(student={student}): add student={str(wanted).lower()}, or set teacher.rec_model_checkpoint_path to a "
+            f"{str(wanted).lower()} baseline"
+        )
+
+
+@hydra_entry("run_pipeline", checks=[check_rec_model_type])
 def main(cfg: DictConfig, run: RunDir) -> None:
     from ..core.config import with_train_preset
     from ..data import prepare_data

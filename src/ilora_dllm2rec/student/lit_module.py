@@ -7,7 +7,6 @@ alone is enough to rebuild it (``StudentLitModule.load_from_checkpoint``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -15,6 +14,7 @@ from torchmetrics.aggregation import MeanMetric
 
 from ..core.errors import TrainingError
 from ..core.metrics import ranking_metrics
+from ..core.trainer import written_checkpoint_state
 from .factory import build_student
 from .losses import StudentLoss, item_propensity
 
@@ -81,19 +81,7 @@ class StudentLitModule(L.LightningModule):
             )
 
     def checkpoint_state(self) -> str:
-        """What a diverged run leaves behind: checkpoints are written at epoch ends, so a NaN in the first epoch
-        finds none (saying "the last good checkpoint is kept" there sent users looking for a file that is not there)."""
-        try:
-            trainer = self.trainer
-        except RuntimeError:  # not attached to a Trainer: nothing was checkpointed
-            return "no checkpoint was written yet"
-        # every checkpoint callback (best/last may be separate ones): the newest file written is the last good one
-        callbacks = getattr(trainer, "checkpoint_callbacks", None) or [getattr(trainer, "checkpoint_callback", None)]
-        paths = {getattr(c, name, "") for c in callbacks for name in ("last_model_path", "best_model_path")}
-        written = [Path(p) for p in paths if p and Path(p).is_file()]
-        if written:
-            return f"the last good checkpoint is {max(written, key=lambda p: p.stat().st_mtime)}"
-        return "no checkpoint was written yet"
+        return written_checkpoint_state(self)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=float(self.hparams.lr), weight_decay=self.hparams.weight_decay)

@@ -16,6 +16,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from ..core.errors import TrainingError
 from ..core.metrics import ranking_metrics
+from ..core.trainer import written_checkpoint_state
 from .ilora_model import ILoRAModel
 from .imitation import LambdaSchedule, teacher_loss
 
@@ -70,7 +71,7 @@ class TeacherLitModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"teacher loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
-                "lower teacher.lr or use teacher.dtype=fp32; the last good checkpoint is kept in models/teacher"
+                f"lower teacher.lr or use teacher.dtype=fp32; {written_checkpoint_state(self)}"
             )
         size = batch["target"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)

