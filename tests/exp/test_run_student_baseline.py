@@ -102,7 +102,7 @@ def test_switch_given_as_yes_is_refused(tmp_path):
     """`distill.use_dros=no` is the STRING "no" for OmegaConf, and bool("no") is True: refused, key named."""
     proc = run_entry("run_student_baseline", tiny_overrides(tmp_path) + ["distill.use_dros=no"], tmp_path)
     assert proc.returncode == 2
-    assert "distill.use_dros='no'" in proc.stderr and "true or false" in proc.stderr
+    assert "distill.use_dros='no'" in proc.stderr and "true, false or auto" in proc.stderr
 
 
 def test_number_given_as_text_is_refused_before_any_work(tmp_path):
