@@ -9,7 +9,6 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ilora_dllm2rec.core.errors import ConfigError
 from ilora_dllm2rec.student.factory import build_student
-from ilora_dllm2rec.student.sasrec import FastDropout, _attention
 
 N, L, D = 30, 8, 16
 NAMES = ["sasrec", "gru4rec", "caser"]
@@ -108,23 +107,6 @@ def test_sasrec_recency_positions_pin_the_latest_item() -> None:
     assert not torch.allclose(states[0], states[1], atol=1e-3)  # absolute: item 5 at positions 0 and 3
     with pytest.raises(Exception, match="student.positions"):
         _model("sasrec", positions="relative")
-
-
-def test_sasrec_manual_attention_matches_fused_sdpa() -> None:
-    q, k, v = torch.randn(3, 3, 2, 7, 4).unbind(0)
-    causal = torch.ones(7, 7, dtype=torch.bool).tril()
-    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    assert torch.allclose(_attention(q, k, v, causal, FastDropout(0.0)), expected, atol=1e-5)
-
-
-def test_fast_dropout_rate_and_scale() -> None:
-    drop = FastDropout(0.2)
-    x = torch.ones(200_000)
-    y = drop(x)
-    assert abs(float((y == 0).float().mean()) - 0.2) < 0.01
-    assert abs(float(y.mean()) - 1.0) < 0.02
-    assert torch.equal(drop.eval()(x), x)
-    assert torch.equal(FastDropout(0.0).train()(x), x)
 
 
 def test_gru4rec_gather_equals_packed_gru(batch) -> None:
