@@ -8,6 +8,7 @@ Which models: report/collect.py (``eval.collect=newest|all``, ``eval.runs=[...]`
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ from .plots import bar_chart, markdown_table
 log = logging.getLogger(__name__)
 
 
-def score_fn_for(name: str, ckpt: Path, manifest: dict, data: SplitData, cfg: DictConfig):
+def score_fn_for(
+    name: str, ckpt: Path, manifest: dict, data: SplitData, cfg: DictConfig
+) -> tuple[Callable[[dict], torch.Tensor], int, bool]:
     """``(score(batch) -> [B, N], batch size, is_llm)`` for a model of stage ``name``."""
     if name == "teacher":
         from ..teacher.backends import teacher_backend

@@ -47,7 +47,11 @@ def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str) -> Sample
 
 
 def evaluate_teacher(
-    model: ILoRAModel, data: SplitData, cfg: DictConfig, score_fn=None, device: torch.device | str = "cpu"
+    model: ILoRAModel,
+    data: SplitData,
+    cfg: DictConfig,
+    score_fn: Callable[[dict], torch.Tensor] | None = None,
+    device: torch.device | str = "cpu",
 ) -> dict:
     """Val and test with the shared evaluator (same protocol as the students), on the teacher's users
     (``teacher.max_eval_samples``); ``score_fn`` scores another model on exactly those users. ``model`` must
