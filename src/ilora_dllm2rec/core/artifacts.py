@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,80 @@ def fingerprint_matcher(data_fingerprint: str, num_items: int) -> Callable[[dict
         return None
 
     return accept
+
+
+@dataclass(frozen=True)
+class FoundInput:
+    """A stage input located by :func:`find_input`."""
+
+    path: Path  # the checkpoint the manifest names, or the folder itself for a folder input
+    folder: Path
+    manifest: dict  # {} for an explicit path whose folder has no manifest (or whose manifest is not read)
+    source: str  # "explicit", "own" (this run's) or "newest" (an earlier run's; callers say which one they use)
+
+
+def checkpoint_in(folder: str | Path) -> Path:
+    """The checkpoint a model folder's manifest names (``best.ckpt`` without a manifest)."""
+    folder = Path(folder)
+    return folder / (read_manifest(folder) or {}).get("best_checkpoint", "best.ckpt")
+
+
+def find_input(
+    result_root: str | Path,
+    relative_folder: str,
+    accept: Callable[[dict], str | None],
+    *,
+    explicit: str | Path | None = None,
+    explicit_error: str = "",
+    explicit_manifest: bool = True,
+    is_folder: bool = False,
+    own_run: str | Path | None = None,
+    own_first: bool = False,
+    exclude_run: str | Path | None = None,
+    missing: str | None = None,
+) -> FoundInput | None:
+    """A stage's input, in the order every stage looks for one: the ``explicit`` path option; else this run's
+    (``own_run/relative_folder``, when complete; ``own_first``: before the explicit path); else the newest
+    complete ``result_root/result_*/relative_folder`` that ``accept`` approves (:func:`find_latest_artifact`,
+    never ``exclude_run``).
+
+    The input is the checkpoint the folder's manifest names (``best_checkpoint``), or the folder itself
+    (``is_folder``). An explicit checkpoint may be a file or its folder; ``explicit_manifest=False`` skips
+    reading the manifest beside it (the folder's file is then ``best.ckpt``). An explicit path that does not
+    exist raises ArtifactError(``explicit_error``); when nothing is found, ArtifactError(``missing``) is
+    raised, or None returned when ``missing`` is None.
+    """
+    own_folder = Path(own_run) / relative_folder if own_run is not None else None
+    if own_first and (own := _complete(own_folder, is_folder, "own")) is not None:
+        return own
+    if explicit:
+        return _explicit_input(Path(explicit), explicit_error, explicit_manifest, is_folder)
+    if not own_first and (own := _complete(own_folder, is_folder, "own")) is not None:
+        return own
+    found = find_latest_artifact(result_root, relative_folder, accept, exclude_run)
+    if found is not None:
+        return _complete(found[0], is_folder, "newest", found[1])
+    if missing is not None:
+        raise ArtifactError(missing)
+    return None
+
+
+def _complete(folder: Path | None, is_folder: bool, source: str, manifest: dict | None = None) -> FoundInput | None:
+    manifest = manifest if manifest is not None else (read_manifest(folder) if folder is not None else None)
+    if manifest is None:
+        return None
+    path = folder if is_folder else folder / manifest["best_checkpoint"]
+    return FoundInput(path, folder, manifest, source)
+
+
+def _explicit_input(path: Path, error: str, read: bool, is_folder: bool) -> FoundInput:
+    if is_folder:
+        if not path.is_dir():
+            raise ArtifactError(error)
+        return FoundInput(path, path, {}, "explicit")
+    folder = path if path.is_dir() else path.parent
+    manifest = (read_manifest(folder) or {}) if read else {}
+    file = folder / manifest.get("best_checkpoint", "best.ckpt") if path.is_dir() else path
+    if not file.is_file():
+        raise ArtifactError(error)
+    return FoundInput(file, folder, manifest, "explicit")

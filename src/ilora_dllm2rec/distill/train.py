@@ -9,17 +9,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.artifacts import find_latest_artifact, read_manifest, write_json_atomic, write_manifest
-from ..core.errors import ArtifactError, ConfigError
-from ..core.report import print_metrics_table
-from ..core.run_logging import RunDir, stage_log_file, time_block
+from ..core.artifacts import find_input
+from ..core.errors import ConfigError
+from ..core.run_logging import RunDir, stage_log_file
 from ..core.seed import set_seed
+from ..core.stage import publish_stage, split_rows
 from ..data import SplitData
 from ..student.train import (
     build_student_module,
     config_fingerprint,
-    evaluate_splits,
     find_baseline,
+    fit_and_evaluate,
     fit_student,
     load_student_checkpoint,
 )
@@ -81,22 +81,23 @@ def export_matcher(data: SplitData):
 def find_teacher_outputs(cfg: DictConfig, data: SplitData, run: RunDir) -> Path:
     """Explicit ``distill.teacher_outputs_dir``; else this run's export; else the newest matching one."""
     explicit = cfg.distill.teacher_outputs_dir
-    if explicit:
-        folder = Path(explicit)
-        if not folder.is_dir():
-            raise ArtifactError(f"distill.teacher_outputs_dir={explicit} does not exist: run run-teacher first")
-        return folder
-    own = run.teacher_outputs
-    if read_manifest(own) is not None:
-        return own
-    found = find_latest_artifact(cfg.paths.result_root, "teacher_outputs", export_matcher(data), run.root)
-    if found is None:
-        raise ArtifactError(
+    found = find_input(
+        cfg.paths.result_root,
+        "teacher_outputs",
+        export_matcher(data),
+        explicit=explicit,
+        explicit_error=f"distill.teacher_outputs_dir={explicit} does not exist: run run-teacher first",
+        is_folder=True,
+        own_run=run.root,
+        exclude_run=run.root,
+        missing=(
             f"no complete teacher export for data set {data.name} (fingerprint {data.fingerprint}) under "
             f"{cfg.paths.result_root}: run run-teacher first, or set distill.teacher_outputs_dir"
-        )
-    log.info("using teacher outputs from %s", found[0])
-    return found[0]
+        ),
+    )
+    if found.source == "newest":
+        log.info("using teacher outputs from %s", found.folder)
+    return found.path
 
 
 def kd_mask_for(
@@ -176,10 +177,9 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             int(kd_mask.sum()),
             len(data.train),
         )
-        with time_block(run, "distill_student_train_time"):
-            best, best_epoch = fit_student(module, data, cfg, run, stage)
-        model, _ = load_student_checkpoint(best)
-        results = evaluate_splits(model, data, cfg)
+        best, best_epoch, results = fit_and_evaluate(
+            cfg, run, data, "distill_student_train_time", lambda: fit_student(module, data, cfg, run, stage)
+        )
         payload = {
             "stage": stage,
             "model": str(cfg.student.name),
@@ -193,25 +193,16 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             "val": results["val"],
             "test": results["test"],
         }
-        write_json_atomic(run.metrics("eval_distill.json"), payload)
-        write_manifest(
-            run.models(stage),
-            {
-                "stage": stage,
-                "model": str(cfg.student.name),
-                "data_fingerprint": data.fingerprint,
-                "num_items": data.num_items,
-                "best_checkpoint": best.name,
-                "last_checkpoint": "last.ckpt",
-                "best_epoch": best_epoch,
-                "teacher_outputs": str(folder),
-            },
-        )
-        print_metrics_table(
-            f"distilled {cfg.student.name} on {data.name}",
-            {
-                f"{cfg.student.name} val": results["val"],
-                f"{cfg.student.name} test": results["test"],
-            },
-        )
+        manifest = {
+            "stage": stage,
+            "model": str(cfg.student.name),
+            "data_fingerprint": data.fingerprint,
+            "num_items": data.num_items,
+            "best_checkpoint": best.name,
+            "last_checkpoint": "last.ckpt",
+            "best_epoch": best_epoch,
+            "teacher_outputs": str(folder),
+        }
+        title = f"distilled {cfg.student.name} on {data.name}"
+        publish_stage(run, stage, payload, manifest, title, split_rows(str(cfg.student.name), results))
     return payload

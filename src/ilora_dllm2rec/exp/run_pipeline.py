@@ -45,11 +45,13 @@ def main(cfg: DictConfig, run: RunDir) -> None:
     from ..report.eval_all import run_eval_all_stage
     from ..report.pipeline_report import write_report
     from ..student.train import run_baseline_stage
+    from ..teacher.backends import teacher_backend
     from ..teacher.llm import check_local_llm_path
     from ..teacher.stages import check_export_inputs, run_export_stage, train_teacher
 
     overrides = command_line_overrides()
-    if str(cfg.teacher.backend) == "ilora":  # a missing LLM folder stops the run now, not after the baseline
+    # a missing LLM folder stops the run now, not after the baseline
+    if teacher_backend(str(cfg.teacher.backend)).uses_llm:
         check_local_llm_path(str(cfg.teacher.llm_path))
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     redone = False  # once a stage runs, every later one runs too: none may read an output older than its input

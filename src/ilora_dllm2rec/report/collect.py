@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.artifacts import MANIFEST_NAME, find_latest_artifact, fingerprint_matcher, read_manifest
+from ..core.artifacts import MANIFEST_NAME, find_input, fingerprint_matcher, read_manifest
 from ..core.distributed import is_rank_zero
 from ..core.errors import ArtifactError, ConfigError
 from ..core.run_logging import RunDir
@@ -74,24 +74,16 @@ def requested_stages(cfg: DictConfig) -> list[str]:
 def locate(cfg: DictConfig, data: SplitData, run: RunDir, name: str) -> tuple[Path, dict] | None:
     """Explicit ``eval.<name>_checkpoint`` (must exist), else this run's, else the newest matching run's."""
     explicit = cfg.eval.get(f"{name}_checkpoint")
-    if explicit:
-        path = Path(explicit)
-        folder = path if path.is_dir() else path.parent
-        manifest = read_manifest(folder) or {}
-        ckpt = folder / manifest.get("best_checkpoint", "best.ckpt") if path.is_dir() else path
-        if not ckpt.is_file():
-            raise ArtifactError(f"eval.{name}_checkpoint={explicit} does not exist: fix the path or set it to null")
-        return ckpt, manifest
-    own = read_manifest(run.root / "models" / name)
-    if own is not None:
-        return run.root / "models" / name / own["best_checkpoint"], own
-    found = find_latest_artifact(
-        cfg.paths.result_root, f"models/{name}", fingerprint_matcher(data.fingerprint, data.num_items), run.root
+    found = find_input(
+        cfg.paths.result_root,
+        f"models/{name}",
+        fingerprint_matcher(data.fingerprint, data.num_items),
+        explicit=explicit,
+        explicit_error=f"eval.{name}_checkpoint={explicit} does not exist: fix the path or set it to null",
+        own_run=run.root,
+        exclude_run=run.root,
     )
-    if found is None:
-        return None
-    folder, manifest = found
-    return folder / manifest["best_checkpoint"], manifest
+    return None if found is None else (found.path, found.manifest)
 
 
 def _newest(cfg: DictConfig, data: SplitData, run: RunDir, stages: list[str]) -> list[Candidate]:

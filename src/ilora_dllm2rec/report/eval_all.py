@@ -8,6 +8,7 @@ Which models: report/collect.py (``eval.collect=newest|all``, ``eval.runs=[...]`
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,24 +30,24 @@ from .plots import bar_chart, markdown_table
 log = logging.getLogger(__name__)
 
 
-def score_fn_for(name: str, ckpt: Path, manifest: dict, data: SplitData, cfg: DictConfig):
+def score_fn_for(
+    name: str, ckpt: Path, manifest: dict, data: SplitData, cfg: DictConfig
+) -> tuple[Callable[[dict], torch.Tensor], int, bool]:
     """``(score(batch) -> [B, N], batch size, is_llm)`` for a model of stage ``name``."""
-    if name == "teacher" and manifest.get("backend", "ilora") == "ilora":
-        from ..teacher.train import load_teacher_checkpoint
+    if name == "teacher":
+        from ..teacher.backends import teacher_backend
 
-        model, _ = load_teacher_checkpoint(ckpt, data, cfg)
-        device = inference_device(cfg.train)  # an LLM on the GPU when there is one; the ID models stay on the CPU
-        model.to(device)
+        backend = teacher_backend(str(manifest.get("backend", "ilora")))  # manifests before the key: iLoRA
+        teacher = backend.load(ckpt, data, cfg)
+        if backend.uses_llm:
+            device = inference_device(cfg.train)  # an LLM on the GPU when there is one; the ID models stay on the CPU
+            teacher.to(device)
 
-        def score(b: dict) -> torch.Tensor:
-            return model.score(b["seq"].to(device), b["len_seq"].to(device)).float().cpu()
+            def score(b: dict) -> torch.Tensor:
+                return teacher.score(b["seq"].to(device), b["len_seq"].to(device)).float().cpu()
 
-        return score, int(cfg.teacher.eval_batch_size), True
-    if name == "teacher" and manifest.get("backend") == "ensemble":
-        from ..teacher.ensemble_teacher import load_ensemble_teacher
-
-        ensemble = load_ensemble_teacher(ckpt)
-        return lambda b: ensemble.score(b["seq"], b["len_seq"]), int(cfg.train.eval_batch_size), False
+            return score, int(cfg.teacher.eval_batch_size), True
+        return lambda b: teacher.score(b["seq"], b["len_seq"]), int(cfg.train.eval_batch_size), False
     model, _ = load_student_checkpoint(ckpt)
     return lambda b: model(b["seq"], b["len_seq"]), int(cfg.train.eval_batch_size), False
 
@@ -159,7 +160,7 @@ def compare_with_reference(
 
 
 def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str):
-    from ..teacher.train import teacher_eval_samples as samples  # lazy: the teacher package imports transformers
+    from ..teacher.evaluation import teacher_eval_samples as samples  # lazy: the teacher package imports transformers
 
     return samples(cfg, data, split)
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.artifacts import find_latest_artifact, fingerprint_matcher, read_manifest, write_json_atomic, write_manifest
+from ..core.artifacts import find_input, fingerprint_matcher
 from ..core.errors import ArtifactError
-from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.safe_load import load_checkpoint
 from ..core.seed import set_seed
+from ..core.stage import publish_stage, split_rows
 from ..core.trainer import build_trainer
 from ..data import SplitData, build_dataloader
 from .base import SequentialRecommender
@@ -119,27 +120,54 @@ def load_student_checkpoint(path: str | Path) -> tuple[SequentialRecommender, di
     return model, dict(module.hparams)
 
 
-def find_baseline(cfg: DictConfig, data: SplitData, explicit: str | None, exclude_run: Path | None = None) -> Path:
-    """The baseline checkpoint to use: an explicit path, or the newest complete matching baseline run."""
-    if explicit:
-        path = Path(explicit)
-        if path.is_dir():
-            path = path / "best.ckpt"
-        if not path.is_file():
-            raise ArtifactError(f"checkpoint {explicit} not found: point the option at a best.ckpt or its folder")
-        return path
-    found = find_latest_artifact(
-        cfg.paths.result_root, "models/baseline", fingerprint_matcher(data.fingerprint, data.num_items), exclude_run
-    )
-    if found is None:
-        raise ArtifactError(
+def find_baseline(
+    cfg: DictConfig,
+    data: SplitData,
+    explicit: str | None,
+    exclude_run: Path | None = None,
+    *,
+    own_run: Path | None = None,
+    own_first: bool = False,
+) -> Path:
+    """The baseline checkpoint to use: an explicit path, else (with ``own_run``) this run's baseline, else the
+    newest complete matching baseline run (core/artifacts.py find_input; ``own_first``: this run's first)."""
+    found = find_input(
+        cfg.paths.result_root,
+        "models/baseline",
+        fingerprint_matcher(data.fingerprint, data.num_items),
+        explicit=explicit,
+        explicit_error=missing_checkpoint(explicit),
+        explicit_manifest=False,  # a baseline folder's checkpoint is best.ckpt
+        own_run=own_run,
+        own_first=own_first,
+        exclude_run=exclude_run,
+        missing=(
             f"no complete baseline run for data set {data.name} (fingerprint {data.fingerprint}) under "
             f"{cfg.paths.result_root}: run run-student-baseline first, or point teacher.rec_model_checkpoint_path "
             "(distill.baseline_checkpoint_path for distillation and selection) at a baseline best.ckpt"
-        )
-    folder, manifest = found
-    log.info("using baseline checkpoint from %s", folder)
-    return folder / manifest["best_checkpoint"]
+        ),
+    )
+    if found.source == "newest":
+        log.info("using baseline checkpoint from %s", found.folder)
+    return found.path
+
+
+def missing_checkpoint(explicit: str | None) -> str:
+    """The error for an explicit student checkpoint option that names no file."""
+    return f"checkpoint {explicit} not found: point the option at a best.ckpt or its folder"
+
+
+def fit_and_evaluate(
+    cfg: DictConfig, run: RunDir, data: SplitData, timer: str, fit: Callable[[], tuple[Path, int]]
+) -> tuple[Path, int, dict]:
+    """The student stages' fit -> evaluate: ``fit()`` timed as ``timer`` in time.json, then the best
+    checkpoint reloaded (what later stages will load) and evaluated on val and test.
+
+    Returns (best checkpoint, best epoch, ``{"val": ..., "test": ...}``)."""
+    with time_block(run, timer):
+        best, best_epoch = fit()
+    model, _ = load_student_checkpoint(best)
+    return best, best_epoch, evaluate_splits(model, data, cfg)
 
 
 def run_baseline_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
@@ -149,10 +177,9 @@ def run_baseline_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
         set_seed(int(cfg.general.seed))
         slog.info("data %s: %s", data.name, data.summary())
         module = build_student_module(cfg, data, OmegaConf.to_container(cfg.student, resolve=True))
-        with time_block(run, "student_baseline_train_time"):
-            best, best_epoch = fit_student(module, data, cfg, run, stage)
-        model, _ = load_student_checkpoint(best)
-        results = evaluate_splits(model, data, cfg)
+        best, best_epoch, results = fit_and_evaluate(
+            cfg, run, data, "student_baseline_train_time", lambda: fit_student(module, data, cfg, run, stage)
+        )
         payload = {
             "stage": stage,
             "model": str(cfg.student.name),
@@ -163,31 +190,18 @@ def run_baseline_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             "val": results["val"],
             "test": results["test"],
         }
-        write_json_atomic(run.metrics("eval_baseline.json"), payload)
-        write_manifest(
-            run.models(stage),
-            {
-                "stage": stage,
-                "model": str(cfg.student.name),
-                "data_fingerprint": data.fingerprint,
-                "num_items": data.num_items,
-                "hidden_size": int(cfg.student.hidden_size),
-                "best_checkpoint": best.name,
-                "last_checkpoint": "last.ckpt",
-                "best_epoch": best_epoch,
-                "val_ndcg@10": results["val"].get("ndcg@10"),
-            },
-        )
+        manifest = {
+            "stage": stage,
+            "model": str(cfg.student.name),
+            "data_fingerprint": data.fingerprint,
+            "num_items": data.num_items,
+            "hidden_size": int(cfg.student.hidden_size),
+            "best_checkpoint": best.name,
+            "last_checkpoint": "last.ckpt",
+            "best_epoch": best_epoch,
+            "val_ndcg@10": results["val"].get("ndcg@10"),
+        }
         slog.info("baseline done: best epoch %d, test %s", best_epoch, results["test"])
-        print_metrics_table(
-            f"baseline {cfg.student.name} on {data.name}",
-            {
-                f"{cfg.student.name} val": results["val"],
-                f"{cfg.student.name} test": results["test"],
-            },
-        )
+        title = f"baseline {cfg.student.name} on {data.name}"
+        publish_stage(run, stage, payload, manifest, title, split_rows(str(cfg.student.name), results))
     return payload
-
-
-def baseline_manifest(run: RunDir) -> dict | None:
-    return read_manifest(run.root / "models" / "baseline")

@@ -25,10 +25,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ..core.artifacts import read_manifest, write_json_atomic, write_manifest
+from ..core.artifacts import checkpoint_in, write_json_atomic
 from ..core.errors import ArtifactError, ConfigError
-from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file, time_block
+from ..core.stage import publish_stage
 from ..data import SplitData
 from ..student.base import SequentialRecommender
 from ..student.evaluator import evaluate
@@ -79,8 +79,7 @@ def member_checkpoint(entry: str, index: int) -> Path:
     """``teacher.checkpoints[index]``: a checkpoint file, or a models folder (its manifest's best checkpoint)."""
     path = Path(entry)
     if path.is_dir():
-        manifest = read_manifest(path) or {}
-        path = path / manifest.get("best_checkpoint", "best.ckpt")
+        path = checkpoint_in(path)
     if not path.is_file():
         raise ArtifactError(
             f"teacher.checkpoints[{index}]={entry} not found: point it at a student or ID-teacher "
@@ -176,19 +175,15 @@ def run_ensemble_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) ->
             "val": results["val"],
             "test": results["test"],
         }
-        write_json_atomic(run.metrics("eval_teacher.json"), payload)
-        write_manifest(
-            folder,
-            {
-                "stage": stage,
-                "backend": "ensemble",
-                "data_fingerprint": data.fingerprint,
-                "num_items": data.num_items,
-                "best_checkpoint": MEMBERS_FILE,
-                "num_members": len(paths),
-            },
-        )
+        manifest = {
+            "stage": stage,
+            "backend": "ensemble",
+            "data_fingerprint": data.fingerprint,
+            "num_items": data.num_items,
+            "best_checkpoint": MEMBERS_FILE,
+            "num_members": len(paths),
+        }
         rows = {f"member {i} test": r["test"] for i, r in enumerate(per_member.values())}
         rows.update({"ensemble val": results["val"], "ensemble test": results["test"]})
-        print_metrics_table(f"ensemble teacher on {data.name}", rows)
+        publish_stage(run, stage, payload, manifest, f"ensemble teacher on {data.name}", rows)
     return payload

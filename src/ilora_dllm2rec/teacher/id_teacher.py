@@ -14,13 +14,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ..core.artifacts import write_json_atomic, write_manifest
-from ..core.report import print_metrics_table
-from ..core.run_logging import RunDir, stage_log_file, time_block
+from ..core.run_logging import RunDir, stage_log_file
 from ..core.seed import set_seed
+from ..core.stage import publish_stage, split_rows
 from ..data import SplitData
 from ..student.base import SequentialRecommender
-from ..student.train import build_student_module, evaluate_splits, fit_student, load_student_checkpoint
+from ..student.train import build_student_module, fit_and_evaluate, fit_student, load_student_checkpoint
 from .interfaces import TeacherRecommender
 
 log = logging.getLogger(__name__)
@@ -61,11 +60,11 @@ def train_id_model(
 def run_id_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     stage = "teacher"
     model_cfg = OmegaConf.to_container(cfg.teacher.model, resolve=True)
+    seed = int(cfg.general.seed)
     with stage_log_file(run, stage):
-        with time_block(run, "teacher_train_time_total"):
-            best, best_epoch = train_id_model(cfg, run, data, model_cfg, stage, int(cfg.general.seed))
-        model, _ = load_student_checkpoint(best)
-        results = evaluate_splits(model, data, cfg)
+        best, best_epoch, results = fit_and_evaluate(
+            cfg, run, data, "teacher_train_time_total", lambda: train_id_model(cfg, run, data, model_cfg, stage, seed)
+        )
         payload = {
             "stage": stage,
             "model": f"{model_cfg['name']} (ID teacher)",
@@ -75,20 +74,14 @@ def run_id_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             "val": results["val"],
             "test": results["test"],
         }
-        write_json_atomic(run.metrics("eval_teacher.json"), payload)
-        write_manifest(
-            run.models(stage),
-            {
-                "stage": stage,
-                "backend": "sasrec",
-                "data_fingerprint": data.fingerprint,
-                "num_items": data.num_items,
-                "best_checkpoint": best.name,
-                "last_checkpoint": "last.ckpt",
-                "hidden_size": int(model_cfg["hidden_size"]),
-            },
-        )
-        print_metrics_table(
-            f"ID teacher on {data.name}", {"teacher val": results["val"], "teacher test": results["test"]}
-        )
+        manifest = {
+            "stage": stage,
+            "backend": "sasrec",
+            "data_fingerprint": data.fingerprint,
+            "num_items": data.num_items,
+            "best_checkpoint": best.name,
+            "last_checkpoint": "last.ckpt",
+            "hidden_size": int(model_cfg["hidden_size"]),
+        }
+        publish_stage(run, stage, payload, manifest, f"ID teacher on {data.name}", split_rows("teacher", results))
     return payload

@@ -10,71 +10,55 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..core.artifacts import find_latest_artifact, fingerprint_matcher, read_manifest, update_json
-from ..core.errors import ArtifactError, ConfigError
+from ..core.artifacts import find_input, fingerprint_matcher, read_manifest, update_json
+from ..core.errors import ConfigError
 from ..core.run_logging import RunDir, stage_log_file
 from ..core.trainer import inference_device
 from ..data import SplitData
 from ..distill.data_bridge import make_manifest, write_teacher_outputs
 from ..distill.selection_policy import SelectionContext, build_selection_policy, student_entropy_and_topk
 from ..student.train import find_baseline, load_student_checkpoint
-from .ensemble_teacher import load_ensemble_teacher, run_ensemble_teacher_stage
+from .backends import teacher_backend
 from .export import predict_top_n
-from .id_teacher import load_id_teacher, run_id_teacher_stage
 from .llm import check_local_llm_path
-from .train import load_teacher_checkpoint, run_teacher_stage
 
 log = logging.getLogger(__name__)
-BACKENDS = ("ilora", "sasrec", "ensemble")
 
 
 def train_teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str] | None = None) -> dict:
-    backend = str(cfg.teacher.backend)
-    if backend == "ilora":
-        return run_teacher_stage(cfg, run, data, overrides)
-    if backend == "sasrec":
-        return run_id_teacher_stage(cfg, run, data)
-    if backend == "ensemble":
-        return run_ensemble_teacher_stage(cfg, run, data)
-    raise ConfigError(f"teacher.backend={backend!r} is unknown; valid: {', '.join(BACKENDS)}")
+    """Train the teacher of ``teacher.backend`` into ``models/teacher`` (teacher/backends.py)."""
+    return teacher_backend(str(cfg.teacher.backend)).train(cfg, run, data, overrides)
 
 
 def find_teacher(cfg: DictConfig, data: SplitData, run: RunDir) -> tuple[Path, str]:
     """(checkpoint, backend): distill.teacher_checkpoint_path, else this run's, else the newest matching run's."""
     explicit = cfg.distill.teacher_checkpoint_path
-    if explicit:
-        path = Path(explicit)
-        folder = path if path.is_dir() else path.parent
-        manifest = read_manifest(folder) or {}
-        ckpt = folder / manifest.get("best_checkpoint", "best.ckpt") if path.is_dir() else path
-        if not ckpt.is_file():
-            raise ArtifactError(f"distill.teacher_checkpoint_path={explicit} not found: point it at models/teacher")
-        return ckpt, str(manifest.get("backend", cfg.teacher.backend))
-    own = read_manifest(run.root / "models" / "teacher")
-    if own is not None:
-        return run.root / "models" / "teacher" / own["best_checkpoint"], str(own["backend"])
-    found = find_latest_artifact(
-        cfg.paths.result_root, "models/teacher", fingerprint_matcher(data.fingerprint, data.num_items), run.root
-    )
-    if found is None:
-        raise ArtifactError(
+    found = find_input(
+        cfg.paths.result_root,
+        "models/teacher",
+        fingerprint_matcher(data.fingerprint, data.num_items),
+        explicit=explicit,
+        explicit_error=f"distill.teacher_checkpoint_path={explicit} not found: point it at models/teacher",
+        own_run=run.root,
+        exclude_run=run.root,
+        missing=(
             f"no complete teacher run for data set {data.name} (fingerprint {data.fingerprint}) under "
             f"{cfg.paths.result_root}: run run-teacher first or set distill.teacher_checkpoint_path"
-        )
-    folder, manifest = found
-    log.info("using teacher from %s", folder)
-    return folder / manifest["best_checkpoint"], str(manifest["backend"])
+        ),
+    )
+    if found.source == "newest":
+        log.info("using teacher from %s", found.folder)
+    if found.source == "explicit":  # an explicit file may have no manifest beside it: the configured backend
+        return found.path, str(found.manifest.get("backend", cfg.teacher.backend))
+    return found.path, str(found.manifest["backend"])
 
 
 def selection_student_path(cfg: DictConfig, data: SplitData, run: RunDir) -> Path:
     """The baseline an informed selection policy reads: this run's own baseline, else
     ``distill.baseline_checkpoint_path``, else the iLoRA teacher's frozen student
     (``teacher.rec_model_checkpoint_path``), else the newest complete matching baseline run."""
-    own = read_manifest(run.root / "models" / "baseline")
-    if own:
-        return run.root / "models" / "baseline" / own["best_checkpoint"]
     explicit = cfg.distill.baseline_checkpoint_path or cfg.teacher.rec_model_checkpoint_path
-    return find_baseline(cfg, data, explicit)
+    return find_baseline(cfg, data, explicit, own_run=run.root, own_first=True)
 
 
 def export_top_n(cfg: DictConfig, data: SplitData) -> int:
@@ -89,9 +73,10 @@ def check_export_inputs(cfg: DictConfig, data: SplitData, run: RunDir) -> None:
     selection policy that will find no baseline (the iLoRA stage finds or trains its own baseline first, so
     only the ID backends can miss one), or an LLM folder or file that is not there."""
     export_top_n(cfg, data)
-    if str(cfg.teacher.backend) == "ilora":
+    uses_llm = teacher_backend(str(cfg.teacher.backend)).uses_llm
+    if uses_llm:
         check_local_llm_path(str(cfg.teacher.llm_path))
-    if str(cfg.teacher.backend) != "ilora" and build_selection_policy(cfg.active).needs_student:
+    if not uses_llm and build_selection_policy(cfg.active).needs_student:
         selection_student_path(cfg, data, run)
 
 
@@ -117,12 +102,7 @@ def run_export_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | No
     with stage_log_file(run, "export") as slog:
         ckpt, backend = find_teacher(cfg, data, run)
         start = time.perf_counter()
-        if backend == "sasrec":
-            teacher = load_id_teacher(ckpt)
-        elif backend == "ensemble":
-            teacher = load_ensemble_teacher(ckpt)
-        else:
-            teacher, _ = load_teacher_checkpoint(ckpt, data, cfg)
+        teacher = teacher_backend(backend).load(ckpt, data, cfg)
         sample_ids = select_export_samples(cfg, data, run)
         samples = data.train if sample_ids is None else data.train.subset(sample_ids)
         export_cfg = cfg.teacher.export

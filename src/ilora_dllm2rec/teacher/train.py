@@ -1,174 +1,36 @@
-"""The teacher stage: frozen baseline student -> iLoRA teacher trained, selected on validation, evaluated."""
+"""The teacher stage: frozen baseline student -> iLoRA teacher trained, selected on validation, evaluated.
+
+The frozen student's lookup and loading are in teacher/frozen_student.py, the teacher's evaluation users and
+evaluation in teacher/evaluation.py.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.artifacts import (
-    atomic_path,
-    find_latest_artifact,
-    fingerprint_matcher,
-    read_manifest,
-    write_json_atomic,
-    write_manifest,
-)
-from ..core.config import with_train_preset
+from ..core.artifacts import atomic_path, checkpoint_in
 from ..core.distributed import barrier, is_rank_zero
-from ..core.errors import ArtifactError, ConfigError
-from ..core.report import print_metrics_table
+from ..core.errors import ArtifactError
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.safe_load import load_checkpoint
 from ..core.seed import set_seed
+from ..core.stage import publish_stage, split_rows
 from ..core.trainer import build_trainer, inference_device
 from ..data import SampleSet, SplitData, build_dataloader
 from ..student.base import SequentialRecommender
-from ..student.evaluator import evaluate
-from ..student.train import find_baseline, load_student_checkpoint, run_baseline_stage
-from .factory import build_ilora_model, build_lambda_schedule, teacher_spec
+from .evaluation import evaluate_teacher, subset
+from .factory import build_ilora_model, build_lambda_schedule
+from .frozen_student import baseline_for_teacher, check_rec_model_type, load_frozen_student
 from .head_refit import check_refit_config, refit_head
 from .ilora_model import ILoRAModel
 from .lit_module import TeacherLitModule
 from .prompts import prompt_token_counts
 
 log = logging.getLogger(__name__)
-
-
-def subset(samples: SampleSet, max_samples: int | None, ratio: float | None, seed: int) -> SampleSet:
-    """A seeded random subset (order kept) of at most ``max_samples`` rows / ``ratio`` of the rows."""
-    n = len(samples)
-    keep = n
-    if ratio is not None:
-        keep = min(keep, max(1, int(round(float(ratio) * n))))
-    if max_samples is not None and int(max_samples) > 0:
-        keep = min(keep, int(max_samples))
-    if keep >= n:
-        return samples
-    index = np.sort(np.random.default_rng(seed).choice(n, size=keep, replace=False))
-    return samples.subset(index)
-
-
-def requested_rec_model_type(cfg: DictConfig) -> str | None:
-    """``teacher.rec_model_type``: None (the checkpoint's own type) or sasrec | gru4rec | caser (checked by the
-    schema, core/schema_stages.py ``IloraTeacher``)."""
-    return teacher_spec(cfg.teacher).rec_model_type
-
-
-def check_rec_model_type(cfg: DictConfig, path: Path, hparams: dict) -> str:
-    """The frozen recommender's type, read from its checkpoint; must match ``teacher.rec_model_type`` when set."""
-    found = str(hparams["student_cfg"]["name"]).lower()
-    wanted = requested_rec_model_type(cfg)
-    if wanted is not None and found != wanted:
-        raise ConfigError(
-            f"teacher.rec_model_type={wanted} but the frozen recommender {path} is a {found}: point "
-            f"teacher.rec_model_checkpoint_path at a {wanted} baseline (or add student={wanted} where the baseline is "
-            f"trained in this run), or set teacher.rec_model_type={found} or null"
-        )
-    return found
-
-
-def baseline_for_teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str]) -> Path:
-    """teacher.rec_model_checkpoint_path, else this run's baseline, else the newest matching baseline run (of type
-    ``teacher.rec_model_type`` when set); with none of these, train a baseline into this run first (users need no
-    manual path juggling)."""
-    wanted = requested_rec_model_type(cfg)
-    explicit = cfg.teacher.rec_model_checkpoint_path
-    if explicit:
-        return find_baseline(cfg, data, explicit)
-    own = read_manifest(run.root / "models" / "baseline")
-    if own is not None:  # its type is checked once loaded (run-pipeline trains it with the `student` config)
-        return run.root / "models" / "baseline" / own["best_checkpoint"]
-    if wanted is not None:
-        found = find_latest_artifact(
-            cfg.paths.result_root, "models/baseline", _type_matcher(data, wanted), exclude_run=run.root
-        )
-        if found is not None:
-            log.info("using the newest %s baseline, %s (teacher.rec_model_type=%s)", wanted, found[0], wanted)
-            return found[0] / found[1]["best_checkpoint"]
-        if str(cfg.student.name).lower() != wanted:  # the baseline trained below would be of another type
-            raise ConfigError(
-                f"teacher.rec_model_type={wanted}: no complete {wanted} baseline for data set {data.name} under "
-                f"{cfg.paths.result_root}, and one trained here would be a {cfg.student.name}: add student={wanted}, "
-                "or set teacher.rec_model_checkpoint_path"
-            )
-    else:
-        try:
-            return find_baseline(cfg, data, None, exclude_run=run.root)
-        except ArtifactError:
-            pass
-    log.info("no baseline student found for %s: training one (%s) into this run first", data.name, cfg.student.name)
-    result = run_baseline_stage(with_train_preset(cfg, "student", overrides), run, data)
-    return Path(result["best_checkpoint"])
-
-
-def _type_matcher(data: SplitData, wanted: str):
-    same_data = fingerprint_matcher(data.fingerprint, data.num_items)
-
-    def accept(manifest: dict) -> str | None:
-        if str(manifest.get("model", "")).lower() != wanted:
-            return f"a {manifest.get('model')} baseline, teacher.rec_model_type={wanted}"
-        return same_data(manifest)
-
-    return accept
-
-
-def load_frozen_student(path: Path, data: SplitData) -> tuple[SequentialRecommender, dict]:
-    student, hparams = load_student_checkpoint(path)
-    if int(hparams["num_items"]) != data.num_items:
-        raise ArtifactError(
-            f"student checkpoint {path} has num_items={hparams['num_items']} but data set {data.name} has "
-            f"{data.num_items}: use a baseline trained on the same data (teacher.rec_model_checkpoint_path)"
-        )
-    fp = hparams.get("data_fingerprint")
-    if fp and fp != data.fingerprint:
-        raise ArtifactError(
-            f"student checkpoint {path} was trained on data fingerprint {fp}, this run uses {data.fingerprint}: "
-            "use a baseline trained on the same data set config"
-        )
-    for p in student.parameters():
-        p.requires_grad_(False)
-    return student.eval(), hparams
-
-
-def teacher_score_fn(model: ILoRAModel):
-    def score(batch: dict) -> torch.Tensor:
-        return model.score(batch["seq"], batch["len_seq"])
-
-    return score
-
-
-def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str) -> SampleSet:
-    """The users an LLM teacher is evaluated on: a seeded subset under ``teacher.max_eval_samples`` (every
-    comparison with the teacher, in this stage and in eval-all, uses exactly these)."""
-    return subset(getattr(data, split), cfg.teacher.get("max_eval_samples"), None, int(cfg.general.seed))
-
-
-def evaluate_teacher(
-    model: ILoRAModel, data: SplitData, cfg: DictConfig, score_fn=None, device: torch.device | str = "cpu"
-) -> dict:
-    """Val and test with the shared evaluator (same protocol as the students), on the teacher's users
-    (``teacher.max_eval_samples``); ``score_fn`` scores another model on exactly those users. ``model`` must
-    already be on ``device`` (the batches are moved there)."""
-    model.eval()
-    out = {}
-    for split in ("val", "test"):
-        samples = teacher_eval_samples(cfg, data, split)
-        out[split] = evaluate(
-            score_fn or teacher_score_fn(model),
-            samples,
-            batch_size=int(cfg.teacher.eval_batch_size),
-            ks=list(cfg.metrics.ks),
-            exclude_history=bool(cfg.metrics.exclude_history),
-            progress=bool(cfg.logging.progress_bar),
-            description=f"teacher {split}",
-            device=device,
-        )
-        out[split]["num_samples"] = len(samples)
-    return out
 
 
 def build_teacher(cfg: DictConfig, student: SequentialRecommender, data: SplitData) -> ILoRAModel:
@@ -199,7 +61,7 @@ def load_teacher_checkpoint(path: str | Path, data: SplitData, cfg: DictConfig) 
     """Rebuild the teacher from a self-contained teacher checkpoint (see teacher/lit_module.py)."""
     path = Path(path)
     if path.is_dir():  # the folder's manifest names the chosen checkpoint (head_refit.ckpt after a refit)
-        path = path / (read_manifest(path) or {}).get("best_checkpoint", "best.ckpt")
+        path = checkpoint_in(path)
     if not path.is_file():
         raise ArtifactError(
             f"teacher checkpoint not found: {path}; run run-teacher or fix distill.teacher_checkpoint_path"
@@ -365,31 +227,20 @@ def run_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData, overrides: 
         }
         if refit is not None:
             payload["head_refit"] = refit
-        write_json_atomic(run.metrics("eval_teacher.json"), payload)
-        write_manifest(
-            run.models(stage),
-            {
-                "stage": stage,
-                "backend": "ilora",
-                "data_fingerprint": data.fingerprint,
-                "num_items": data.num_items,
-                "best_checkpoint": best.name,
-                "last_checkpoint": "last.ckpt",
-                "llm_path": str(cfg.teacher.llm_path),
-                "hidden_size": model.hidden_size,
-                "student_checkpoint": str(student_path),
-                "rec_model_type": rec_type,
-            },
-        )
-        print_metrics_table(
-            f"iLoRA teacher on {data.name}",
-            {
-                "teacher val": results["val"],
-                "teacher test": results["test"],
-                "frozen student val": frozen["val"],
-                "frozen student test": frozen["test"],
-            },
-        )
+        manifest = {
+            "stage": stage,
+            "backend": "ilora",
+            "data_fingerprint": data.fingerprint,
+            "num_items": data.num_items,
+            "best_checkpoint": best.name,
+            "last_checkpoint": "last.ckpt",
+            "llm_path": str(cfg.teacher.llm_path),
+            "hidden_size": model.hidden_size,
+            "student_checkpoint": str(student_path),
+            "rec_model_type": rec_type,
+        }
+        rows = {**split_rows("teacher", results), **split_rows("frozen student", frozen)}
+        publish_stage(run, stage, payload, manifest, f"iLoRA teacher on {data.name}", rows)
         slog.info(
             "teacher vs its frozen student on the same %d test users: ndcg@10 %+.1f%%",
             results["test"]["num_samples"],

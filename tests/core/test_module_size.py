@@ -1,0 +1,23 @@
+"""Every module of the package has at most 300 lines (issue 25): a longer one is split by responsibility."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ilora_dllm2rec"
+MAX_LINES = 300
+# Split on another branch of issue 25 (teacher-output files moving to a neutral package); the lead removes this
+# entry when that branch is merged. Nothing else may be added here: split the module instead.
+ALLOWED_OVER = {"distill/data_bridge.py"}
+
+
+def test_every_module_has_at_most_300_lines():
+    modules = sorted(PACKAGE.rglob("*.py"))
+    assert len(modules) > 50, PACKAGE  # the package itself, not an empty folder
+    too_long = {}
+    for path in modules:
+        name = path.relative_to(PACKAGE).as_posix()
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_LINES and name not in ALLOWED_OVER:
+            too_long[name] = lines
+    assert not too_long, f"split these modules by responsibility (at most {MAX_LINES} lines each): {too_long}"
