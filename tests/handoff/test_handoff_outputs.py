@@ -11,8 +11,9 @@ import torch
 
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError, DataError
 from ilora_dllm2rec.data.types import SampleSet
-from ilora_dllm2rec.distill import data_bridge as db
-from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs, make_manifest, to_dense, write_teacher_outputs
+from ilora_dllm2rec.handoff import outputs as db
+from ilora_dllm2rec.handoff.outputs import make_manifest, to_dense, write_teacher_outputs
+from ilora_dllm2rec.handoff.outputs_reader import load_teacher_outputs
 
 N, M, L, TOP, D = 20, 6, 4, 5, 8
 FP = "datafp123"
