@@ -20,7 +20,6 @@ bucket relies on.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ilora_dllm2rec.core.atomic import atomic_path
 from ilora_dllm2rec.core.errors import ArtifactError
 from ilora_dllm2rec.data.types import SampleSet
 from ilora_dllm2rec.handoff.text_matrix import write_matrix
@@ -118,10 +118,14 @@ def write_teacher_outputs(
 
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     if item_embeddings is not None:
-        _atomic(folder / EMBEDDINGS_FILE, lambda p: torch.save(item_embeddings.detach().float().cpu(), p))
-    _atomic(folder / RANKS_FILE, lambda p: write_matrix(p, ranks_np, "%d"))
-    _atomic(folder / CONFIDENCE_FILE, lambda p: write_matrix(p, conf_np, "%.9g"))
-    _atomic(folder / MANIFEST_FILE, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+        with atomic_path(folder / EMBEDDINGS_FILE) as tmp:
+            torch.save(item_embeddings.detach().float().cpu(), tmp)
+    with atomic_path(folder / RANKS_FILE) as tmp:
+        write_matrix(tmp, ranks_np, "%d")
+    with atomic_path(folder / CONFIDENCE_FILE) as tmp:
+        write_matrix(tmp, conf_np, "%.9g")
+    with atomic_path(folder / MANIFEST_FILE) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
     return folder
 
 
@@ -142,13 +146,3 @@ def to_dense(outputs: TeacherOutputs, num_train: int) -> tuple[torch.Tensor, tor
     cand_dist[ids] = outputs.confidences.float()
     has_teacher[ids] = True
     return cand_ids, cand_dist, has_teacher
-
-
-# -- helpers --------------------------------------------------------------------------------------
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

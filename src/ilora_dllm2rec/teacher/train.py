@@ -10,13 +10,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..core.artifacts import (
-    atomic_path,
     find_latest_artifact,
     fingerprint_matcher,
     read_manifest,
     write_json_atomic,
     write_manifest,
 )
+from ..core.atomic import atomic_path
 from ..core.config import with_train_preset
 from ..core.distributed import barrier, is_rank_zero
 from ..core.errors import ArtifactError, ConfigError
