@@ -289,13 +289,14 @@ def worker_throughput(args: argparse.Namespace, student: str, backend: str) -> d
 
     from bench_common import cycle, module_step_fn, time_steps
     from ilora_dllm2rec.data import build_dataloader, prepare_data
-    from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs, to_dense
     from ilora_dllm2rec.distill.kd_losses import (
         attach_teacher_item_embeddings,
         resolve_use_dros,
         standardize_item_embeddings,
     )
     from ilora_dllm2rec.distill.lit_module import DistillLitModule
+    from ilora_dllm2rec.handoff.outputs import to_dense
+    from ilora_dllm2rec.handoff.outputs_reader import load_teacher_outputs
     from ilora_dllm2rec.student.factory import build_student
     from ilora_dllm2rec.student.losses import item_propensity
     from reference_dllm2rec import ReferenceSASRec, reference_port_throughput

@@ -271,9 +271,10 @@ def step_cost(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     from bench_common import compose_cfg, cycle, module_step_fn, time_steps
     from ilora_dllm2rec.core.config import with_train_preset
     from ilora_dllm2rec.data import build_dataloader, prepare_data
-    from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs, to_dense
     from ilora_dllm2rec.distill.lit_module import DistillLitModule
     from ilora_dllm2rec.distill.train import listwise_columns
+    from ilora_dllm2rec.handoff.outputs import to_dense
+    from ilora_dllm2rec.handoff.outputs_reader import load_teacher_outputs
     from ilora_dllm2rec.student.losses import item_propensity
     from reference_dllm2rec import ReferenceSASRec, reference_port_throughput
     from reference_loops import sequence_frame

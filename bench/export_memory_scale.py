@@ -41,7 +41,7 @@ def main() -> None:
 
     tune_malloc(True)  # as every entry point does
     from ilora_dllm2rec.data import prepare_data
-    from ilora_dllm2rec.distill.selection_policy import student_entropy_and_topk
+    from ilora_dllm2rec.handoff.selection import student_entropy_and_topk
     from ilora_dllm2rec.student.train import load_student_checkpoint
     from ilora_dllm2rec.teacher.export import predict_top_n
     from ilora_dllm2rec.teacher.id_teacher import load_id_teacher

@@ -10,7 +10,7 @@ import torch
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.data import prepare_data
-from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs
+from ilora_dllm2rec.handoff.outputs_reader import load_teacher_outputs
 from ilora_dllm2rec.student.factory import build_student
 from ilora_dllm2rec.student.train import load_student_checkpoint, run_baseline_stage
 from ilora_dllm2rec.teacher.ensemble_teacher import EnsembleTeacher, load_ensemble_teacher

@@ -13,7 +13,7 @@ from ilora_dllm2rec.core.config import with_train_preset
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.data import prepare_data
-from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs
+from ilora_dllm2rec.handoff.outputs_reader import load_teacher_outputs
 from ilora_dllm2rec.student.train import run_baseline_stage
 from ilora_dllm2rec.teacher.export import predict_top_n
 from ilora_dllm2rec.teacher.id_teacher import load_id_teacher

@@ -1,6 +1,6 @@
-"""Atomic writes, stage manifests and discovery of earlier runs.
+"""JSON files, stage manifests and discovery of earlier runs.
 
-Every artifact is written under a temporary name and renamed into place, and each stage writes
+Every artifact is written under a temporary name and renamed into place (core/atomic.py), and each stage writes
 its ``manifest.json`` LAST: a folder without a manifest is incomplete and never trusted. Under DDP only
 rank 0 writes (core/distributed.py).
 """
@@ -9,38 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_path
 from .distributed import is_rank_zero
 from .errors import ArtifactError
 
 MANIFEST_NAME = "manifest.json"
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it onto ``path``.
-
-    On error the temporary file is removed and ``path`` keeps its previous content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> Path:

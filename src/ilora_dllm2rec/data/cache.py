@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ilora_dllm2rec.core.atomic import atomic_dir, atomic_path
 from ilora_dllm2rec.core.errors import ArtifactError
 from ilora_dllm2rec.data.types import SampleSet, SplitData
 
@@ -51,29 +49,6 @@ def cache_folder(cache_dir: str | Path, name: str, fp: str) -> Path:
     return Path(cache_dir) / f"{safe}_{fp}"
 
 
-def _atomic_dir(final: Path, fill) -> None:
-    """Build the folder under a temporary name, then rename it into place (a visible folder is complete)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        fill(tmp)
-        if (final / "meta.json").is_file():
-            return  # another process (e.g. a DDP rank) finished the same entry first: keep it
-        if final.exists():  # leftover without meta.json: move it aside first
-            trash = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
-            os.replace(final, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / "meta.json").is_file():  # lost a race to a complete entry: fine; otherwise fail
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def save_split(split: SplitData, folder: Path) -> None:
     def fill(tmp: Path) -> None:
         arrays = {}
@@ -96,7 +71,7 @@ def save_split(split: SplitData, folder: Path) -> None:
         }
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
 
-    _atomic_dir(folder, fill)
+    atomic_dir(folder, fill, lambda f: (f / "meta.json").is_file())  # meta.json is written last
 
 
 def load_split(folder: Path) -> SplitData:
@@ -123,15 +98,6 @@ def load_split(folder: Path) -> SplitData:
     )
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_samples(path: Path, s: SampleSet, tokens: np.ndarray, chunk: int = 100_000) -> None:
     """Sequence-format CSV, written in chunks (bounded memory; seq is quoted because it holds commas)."""
     tails = np.column_stack([s.len_seq, s.target, s.user])
@@ -153,11 +119,14 @@ def write_split_csv(split: SplitData, out_dir: str | Path) -> list[Path]:
     written = []
     for part in SPLIT_NAMES:
         path, samples = out / f"{part}.csv", getattr(split, part)
-        _atomic_write(path, lambda p, s=samples: _write_samples(p, s, tokens))
+        with atomic_path(path) as tmp:
+            _write_samples(tmp, samples, tokens)
         written.append(path)
     statis = out / "data_statis.csv"
-    _atomic_write(statis, lambda p: p.write_text(f"seq_size,item_num\n{split.max_seq_len},{split.num_items}\n"))
+    with atomic_path(statis) as tmp:
+        tmp.write_text(f"seq_size,item_num\n{split.max_seq_len},{split.num_items}\n")
     names = out / "id2name.txt"
     text = "".join(f"{i}::{' '.join(t.split())}\n" for i, t in enumerate(split.item_titles))
-    _atomic_write(names, lambda p: p.write_text(text, encoding="utf-8"))
+    with atomic_path(names) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return written + [statis, names]

@@ -15,6 +15,9 @@ from ..core.run_logging import RunDir, stage_log_file
 from ..core.seed import set_seed
 from ..core.stage import publish_stage, split_rows
 from ..data import SplitData
+from ..handoff.outputs import CONFIDENCE_FILE, TeacherOutputs, to_dense
+from ..handoff.outputs_reader import load_teacher_outputs
+from ..handoff.selection import SelectionContext, build_selection_policy, student_entropy_and_topk
 from ..student.train import (
     build_student_module,
     config_fingerprint,
@@ -23,10 +26,8 @@ from ..student.train import (
     fit_student,
     load_student_checkpoint,
 )
-from .data_bridge import CONFIDENCE_FILE, TeacherOutputs, load_teacher_outputs, to_dense
 from .kd_losses import attach_teacher_item_embeddings
 from .lit_module import DistillLitModule
-from .selection_policy import SelectionContext, build_selection_policy, student_entropy_and_topk
 from .softmax_kd import check_log_prob_distances
 
 log = logging.getLogger(__name__)

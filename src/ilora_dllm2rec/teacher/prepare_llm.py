@@ -24,7 +24,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.atomic import atomic_dir
 from ..core.errors import ArtifactError, ConfigError, UserError
 from ..core.runtime import configure_threads
 
@@ -96,26 +96,14 @@ def convert_gguf(gguf_file: Path, out_dir: Path, source: str) -> Path:
         fresh = AutoModelForCausalLM.from_config(config)
     fresh.load_state_dict(quantised.state_dict(), strict=True, assign=True)
     fresh.tie_weights()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared
-    try:
+
+    def fill(tmp: Path) -> None:
+        tmp.chmod(0o755)  # the cache is meant to be shared, whatever the umask
         fresh.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / PREPARED_MARKER).write_text(json.dumps({"source": source, "gguf": str(gguf_file)}, indent=2) + "\n")
-        if is_prepared(out_dir):  # another process (e.g. a DDP rank) finished first
-            return out_dir
-        if out_dir.exists():  # an incomplete earlier attempt (no marker)
-            shutil.rmtree(out_dir)
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:
-            if not is_prepared(out_dir):  # lost a race to a complete copy is fine, anything else is not
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out_dir
+
+    return atomic_dir(out_dir, fill, is_prepared)  # a folder without the marker is an interrupted attempt
 
 
 def _how_to_prepare(spec: EmbeddedModel, cache: Path) -> str:

@@ -15,8 +15,8 @@ from ..core.errors import ConfigError
 from ..core.run_logging import RunDir, stage_log_file
 from ..core.trainer import inference_device
 from ..data import SplitData
-from ..distill.data_bridge import make_manifest, write_teacher_outputs
-from ..distill.selection_policy import SelectionContext, build_selection_policy, student_entropy_and_topk
+from ..handoff.outputs import make_manifest, write_teacher_outputs
+from ..handoff.selection import SelectionContext, build_selection_policy, student_entropy_and_topk
 from ..student.train import find_baseline, load_student_checkpoint
 from .backends import teacher_backend
 from .export import predict_top_n

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.artifacts import atomic_path, checkpoint_in
+from ..core.artifacts import checkpoint_in
+from ..core.atomic import atomic_path
 from ..core.distributed import barrier, is_rank_zero
 from ..core.errors import ArtifactError
 from ..core.run_logging import RunDir, stage_log_file, time_block

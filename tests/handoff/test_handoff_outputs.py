@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from ilora_dllm2rec.core import atomic
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError, DataError
 from ilora_dllm2rec.data.types import SampleSet
-from ilora_dllm2rec.distill import data_bridge as db
-from ilora_dllm2rec.distill.data_bridge import load_teacher_outputs, make_manifest, to_dense, write_teacher_outputs
+from ilora_dllm2rec.handoff import outputs as db
+from ilora_dllm2rec.handoff.outputs import make_manifest, to_dense, write_teacher_outputs
+from ilora_dllm2rec.handoff.outputs_reader import load_teacher_outputs
 
 N, M, L, TOP, D = 20, 6, 4, 5, 8
 FP = "datafp123"
@@ -75,8 +77,8 @@ def test_manifest_is_written_last_and_old_manifest_removed_first(tmp_path, train
     emb, ranks, conf = _arrays()
     manifest = make_manifest(data_fingerprint=FP, train_samples=train, num_items=N)
     order = []
-    real_replace = db.os.replace
-    monkeypatch.setattr(db.os, "replace", lambda a, b: (order.append(b.name), real_replace(a, b)))
+    real_replace = atomic.os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (order.append(b.name), real_replace(a, b)))
     folder = write_teacher_outputs(tmp_path / "o", emb, ranks, conf, manifest)
     assert order[-1] == db.MANIFEST_FILE and len(order) == 4
 
@@ -87,7 +89,7 @@ def test_manifest_is_written_last_and_old_manifest_removed_first(tmp_path, train
     with pytest.raises(OSError):
         write_teacher_outputs(folder, emb, ranks, conf, manifest)
     assert not (folder / db.MANIFEST_FILE).exists()  # an interrupted re-export never looks complete
-    assert not [p for p in folder.iterdir() if ".tmp-" in p.name]
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
 def test_subset_sample_ids_and_to_dense(tmp_path, train):

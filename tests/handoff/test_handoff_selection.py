@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from ilora_dllm2rec.core.errors import ConfigError
 from ilora_dllm2rec.data.types import SampleSet
-from ilora_dllm2rec.distill.selection_policy import (
+from ilora_dllm2rec.handoff.selection import (
     STRATEGIES,
     SelectionContext,
     SelectionPolicyAll,
