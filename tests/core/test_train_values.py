@@ -3,7 +3,7 @@ command lines users type (``train=<stage>``, ``train.*=``, the stage groups' own
 
 ``composed``: the ``train`` section an entry point's stage function reads from the composed config (a single-stage
 run); ``student``/``teacher``/``distill``: the section :func:`with_train_preset` gives that stage of run-pipeline
-(and run-distill's export, and run-teacher's own baseline), or the first words of its refusal. The expected values (train_values.json) were recorded
+(and run-distill's export, and run-teacher's own baseline), or the reason it is refused. The expected values (train_values.json) were recorded
 from the three training presets conf/train/{student,teacher,distill}.yaml before they became one section: the
 refactor changed where the values are written, not a single resolved value. Regenerate the file only for a change
 of trainer values that is meant, and review its diff:
@@ -68,8 +68,8 @@ def effective(entry: str, line: list[str]) -> dict[str, dict]:
         for stage in STAGES if entry in SWITCHING else ():
             try:
                 out[stage] = OmegaConf.to_container(with_train_preset(cfg, stage, line).train, resolve=True)
-            except ConfigError as exc:  # recorded as the refusal's first words
-                out[stage] = {"refused": " ".join(str(exc).split()[:6])}
+            except ConfigError as exc:  # recorded as the reason Hydra gives
+                out[stage] = {"refused": str(exc).split(": ", 1)[-1].split(".\n")[0].split(". ")[0]}
     return out
 
 
