@@ -3,10 +3,10 @@ command lines users type (``train=<stage>``, ``train.*=``, the stage groups' own
 
 ``composed``: the ``train`` section an entry point's stage function reads from the composed config (a single-stage
 run); ``student``/``teacher``/``distill``: the section :func:`with_train_preset` gives that stage of run-pipeline
-(and run-distill's export, and run-teacher's own baseline), or the reason it is refused. The expected values (train_values.json) were recorded
-from the three training presets conf/train/{student,teacher,distill}.yaml before they became one section: the
-refactor changed where the values are written, not a single resolved value. Regenerate the file only for a change
-of trainer values that is meant, and review its diff:
+(and run-distill's export, and run-teacher's own baseline), or the reason it is refused. The expected values
+(train_values.json) were recorded from the three training presets conf/train/{student,teacher,distill}.yaml
+before they became one section (conf/train.yaml): the refactor changed where the values are written, not a single
+resolved value. Regenerate the file only for a change of trainer values that is meant, and review its diff:
 ``PYTHONPATH=src python tests/core/test_train_values.py --write``.
 """
 
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -93,6 +94,16 @@ def test_trainer_values_per_stage_are_unchanged(entry, line):
 
 def test_every_case_is_recorded():
     assert set(expected()) == {case_id(*c) for c in CASES}
+
+
+def test_a_stage_file_repeats_no_value_of_the_train_section():
+    """conf/train.yaml holds every value the stages share; conf/train/<stage>.yaml only what differs."""
+    shared = yaml.safe_load((config_dir() / "train.yaml").read_text())["train"]
+    for stage in STAGES:
+        own = yaml.safe_load((config_dir() / "train" / f"{stage}.yaml").read_text())
+        assert own["name"] == stage
+        same = {k: v for k, v in own.items() if k in shared and shared[k] == v}
+        assert not same, f"conf/train/{stage}.yaml repeats conf/train.yaml: {same}"
 
 
 def write() -> None:
