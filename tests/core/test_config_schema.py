@@ -158,3 +158,18 @@ def test_a_deleted_key_is_refused():
 def test_an_unknown_variant_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="student.name='bert4rec' is unknown; valid: sasrec, gru4rec, caser"):
         validate_config(composed(["student.name=bert4rec"]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.name=bert4rec"], "train.name='bert4rec' is unknown; valid: student, teacher, distill"),
+        (["train.name=teacher"], "train.name=teacher without the stage's other trainer values: choose the stage "),
+        (["~train"], "train.name is not set: choose the stage with train=<stage> (student, teacher, distill)"),
+    ],
+)
+def test_the_training_stage_is_chosen_with_train_equals_stage(overrides, message):
+    """conf/train.yaml takes a stage's own values through train.name: a name set by hand is refused naming the
+    train=<stage> option that sets it with the stage's other values."""
+    for name in ("config", "run_pipeline"):
+        assert refusal(overrides, name).startswith(message)

@@ -197,7 +197,7 @@ StudentModel.variants = {"sasrec": SasrecModel, "gru4rec": Gru4recModel, "caser"
 
 @frozen
 class StudentTraining(Section):
-    """The student group's own training values (the student and distill train presets default to them)."""
+    """The student group's own training values (the student stage's train.batch_size, train.lr ... are them)."""
 
     batch_size: int = key(256, POSITIVE_INT)
     lr: float = key(1e-3, POSITIVE)

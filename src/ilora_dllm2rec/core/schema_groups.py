@@ -132,9 +132,13 @@ Active.variants = {
 }
 
 
-# -- train (the Lightning trainer of one stage) ------------------------------------------------------------
+# -- train (the Lightning trainer; conf/train.yaml, one section for every stage) -----------------------------------
 @frozen
 class Train(Section):
+    """The trainer as one stage runs it: ``name`` is the stage (``train=<stage>``); batch_size, lr, weight_decay and
+    max_epochs are that stage's group's own (conf/train.yaml); the teacher's other values are TeacherTrain's
+    (conf/train/teacher.yaml)."""
+
     name: Literal["student", "teacher", "distill"] = key()
     batch_size: int = key(256, POSITIVE_INT)
     eval_batch_size: int = key(1024, POSITIVE_INT)
@@ -158,7 +162,7 @@ class Train(Section):
 
 @frozen
 class TeacherTrain(Train):
-    """The teacher's trainer: a cosine schedule with warmup."""
+    """The teacher's trainer (train=teacher): bf16, gradient clipping, a cosine schedule with warmup."""
 
     batch_size: int = key(8, POSITIVE_INT)
     eval_batch_size: int = key(32, POSITIVE_INT)

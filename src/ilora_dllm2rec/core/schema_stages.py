@@ -247,10 +247,40 @@ def removed_key_message(dotted: str) -> str | None:
 OPTIONAL = frozenset({"general.num_threads"})
 
 
+STAGES = ", ".join(Train.variants)
+
+
+def check_train_stage(cfg: DictConfig) -> None:
+    """conf/train.yaml reads a stage's own values as ``${${train.name}.<key>}``: a ``train.name`` that names no stage,
+    or that was set without ``train=<stage>`` (which also brings the stage's other values), is refused here with the
+    option to use instead (resolving the config would otherwise fail with OmegaConf's multi-line error)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    train = cfg.get("train") if isinstance(cfg, DictConfig) else None
+    if not isinstance(train, DictConfig) or train._get_node("name") is None:
+        return  # check() names the missing section or key
+    name = OmegaConf.select(cfg, "train.name", throw_on_missing=False)
+    if name is None:
+        raise ConfigError(f"train.name is not set: choose the stage with train=<stage> ({STAGES})")
+    if name not in Train.variants:
+        raise ConfigError(f"train.name={name!r} is unknown; valid: {STAGES} (choose the stage with train=<stage>)")
+    for field in train:
+        node = train._get_node(field)
+        if "${train.name}" not in str(node._value() if node is not None else ""):
+            continue
+        try:
+            OmegaConf.select(cfg, f"train.{field}")
+        except OmegaConfBaseException:
+            raise ConfigError(
+                f"train.name={name} without the stage's other trainer values: choose the stage with train={name}"
+            ) from None
+
+
 def validate_config(cfg: DictConfig, pipeline: bool = False) -> Config:
     """The typed config, or ConfigError naming the first key that is unknown, missing, of the wrong type or out of
     range, or breaks a rule across keys. ``pipeline``: the run exports its own teacher top-N, which must then hold
     the distillation's top-K."""
+    check_train_stage(cfg)
     container = OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(container, dict):
         raise ConfigError(f"the config must be a mapping, got {type(container).__name__}")

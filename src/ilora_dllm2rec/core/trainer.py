@@ -1,4 +1,4 @@
-"""Build a Lightning ``Trainer`` from a ``train`` preset (accelerator auto, precision, strategy)."""
+"""Build a Lightning ``Trainer`` from a stage's ``train`` section (accelerator auto, precision, strategy)."""
 
 from __future__ import annotations
 
