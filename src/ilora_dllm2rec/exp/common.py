@@ -43,7 +43,7 @@ def run_dir_from_hydra() -> RunDir:
 
 
 def command_line_overrides() -> list[str]:
-    """The ``key=value`` overrides this run was started with (for per-stage train presets)."""
+    """The ``key=value`` overrides this run was started with (re-applied to each stage's trainer by run-pipeline)."""
     return list(HydraConfig.get().overrides.task)
 
 
