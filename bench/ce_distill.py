@@ -13,8 +13,9 @@ folder under ``--work-dir`` (rows already complete are reused), ``--jobs`` at a 
 - teachers (export only, every training row, ``teacher=ensemble`` with the members as checkpoints,
   ``combine=log_softmax``): ``ensemble`` (all members), ``self`` (the first member alone: a same-size SASRec
   with another seed, the born-again control), ``ensemble_with_baseline`` (the members plus the student's own
-  SASRec baseline of that seed);
-- arms: a teacher plus distillation settings. ``ensemble``, ``self``, ``ensemble_with_baseline`` use the
+  SASRec baseline of that seed), ``mixed`` (the members plus the CE baselines of the other two architectures, every
+  seed: a teacher that differs from its student in kind, never containing the student's own baseline);
+- arms: a teacher plus distillation settings. ``ensemble``, ``self``, ``ensemble_with_baseline``, ``mixed`` use the
   settings of ``experiment=ml100k_ce_distill``; ``bce`` is the ensemble teacher with DLLM2Rec's BCE form of
   ranking distillation (``distill.rd_form=bce``, the listwise term off) as the comparison row; ``ilora`` needs
   ``--ilora-export`` (an existing every-row iLoRA export of this data set).
@@ -43,8 +44,10 @@ import numpy as np
 from bench_common import ROOT, check_data_dir, command_line, default_data_dir, markdown_table
 
 PRESET = "experiment=ml100k_ce_distill"
-TEACHER_ARMS = {"ensemble": "ensemble", "self": "self", "ensemble_with_baseline": "ensemble_with_baseline"}
-ARMS = ("ensemble", "self", "ensemble_with_baseline", "bce", "ilora")
+TEACHER_ARMS = {"ensemble": "ensemble", "self": "self", "ensemble_with_baseline": "ensemble_with_baseline",
+                "mixed": "mixed"}
+ARMS = ("ensemble", "self", "ensemble_with_baseline", "mixed", "bce", "ilora")
+STUDENTS = ("sasrec", "gru4rec", "caser")
 ARM_SETTINGS = {"bce": ["distill.rd_form=bce", "distill.listwise_weight=0"]}
 
 
@@ -124,7 +127,8 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
         add(name, "run-student-baseline", folder, "models/baseline/manifest.json",
             ["student=sasrec", f"general.seed={args.teacher_seed + i}"])
         members.append(name)
-    for student in args.students:
+    needs = {TEACHER_ARMS.get(a, "ensemble") for a in args.arms if a != "ilora"}
+    for student in STUDENTS if "mixed" in needs else args.students:
         for seed in args.seeds:
             name = f"baseline-{student}-{seed}"
             add(name, "run-student-baseline", w / name, "models/baseline/manifest.json",
@@ -137,7 +141,9 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
         return name
 
     teachers: dict[tuple[str, int], str] = {}
-    needs = {TEACHER_ARMS.get(a, "ensemble") for a in args.arms if a != "ilora"}
+    for student in args.students if "mixed" in needs else ():
+        others = [f"baseline-{o}-{s}" for o in STUDENTS if o != student for s in args.seeds]
+        teachers[("mixed", student)] = teacher(f"teacher-mixed-{student}", [*members, *others])
     for seed in args.seeds:
         if "ensemble" in needs:
             teachers[("ensemble", seed)] = "teacher-ensemble" if "teacher-ensemble" in rows else teacher(
@@ -158,7 +164,8 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
                 if arm == "ilora":
                     outputs, deps = args.ilora_export, []
                 else:
-                    t = teachers[(TEACHER_ARMS.get(arm, "ensemble"), seed)]
+                    kind = TEACHER_ARMS.get(arm, "ensemble")
+                    t = teachers[(kind, student if kind == "mixed" else seed)]
                     outputs, deps = rows[t].folder / "teacher_outputs", [t]
                 name = f"distill-{arm}-{student}-{seed}"
                 add(name, "run-distill", w / name, "models/distill/manifest.json",
@@ -251,6 +258,16 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     headers = ["student", "arm", "seeds", "test NDCG@10 per seed", "test gain per seed", "test pooled gain (95%)",
                "test p", "val NDCG@10 per seed", "val gain per seed", "val pooled gain (95%)", "val p"]
     print(markdown_table(headers, table))
+    teachers = []
+    for name, row in rows.items():
+        metrics = row.folder / "metrics" / "eval_teacher.json"
+        if name.startswith("teacher") and row.done() and metrics.is_file():
+            result = json.loads(metrics.read_text())
+            teachers.append([name, f"{result['val']['ndcg@10']:.4f}", f"{result['test']['ndcg@10']:.4f}"])
+            summary[name] = {split: result[split]["ndcg@10"] for split in ("val", "test")}
+    if teachers:
+        print("\nteachers (their own NDCG@10)\n")
+        print(markdown_table(["teacher", "val NDCG@10", "test NDCG@10"], teachers))
     (args.work_dir / "summary.json").write_text(json.dumps(summary, indent=1))
 
 

@@ -1,4 +1,4 @@
-"""Every module of the package has at most 300 lines (issue 25): a longer one is split by responsibility."""
+"""Every module of the package has at most 300 lines: a longer one is split by responsibility."""
 
 from __future__ import annotations
 
