@@ -1,0 +1,68 @@
+"""bench/ce_distill.py plans its rows from the arms: the mixed teacher never contains its student's own kind."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture()
+def ce_distill(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import ce_distill
+
+    yield ce_distill
+    sys.modules.pop("ce_distill", None)
+
+
+def _args(tmp_path: Path, students: list[str], arms: list[str]) -> argparse.Namespace:
+    return argparse.Namespace(
+        data_dir=tmp_path / "ml-100k",
+        work_dir=tmp_path / "w",
+        seeds=[42, 0],
+        students=students,
+        arms=arms,
+        members=3,
+        teacher_seed=100,
+        arm_override=[],
+        override=[],
+        ilora_export=None,
+        max_epochs=None,
+    )
+
+
+def _members(row) -> list[str]:
+    (checkpoints,) = [a for a in row.argv if a.startswith("teacher.checkpoints=")]
+    return [Path(p).parent.parent.name for p in checkpoints.split("=", 1)[1].strip("[]").split(",")]
+
+
+def test_mixed_teacher_holds_the_members_and_the_other_kinds_baselines(ce_distill, tmp_path) -> None:
+    rows = ce_distill.plan(_args(tmp_path, ["sasrec"], ["mixed"]))
+    teacher = rows["teacher-mixed-sasrec"]
+    assert _members(teacher) == [
+        "member1",
+        "member2",
+        "member3",
+        "baseline-gru4rec-42",
+        "baseline-gru4rec-0",
+        "baseline-caser-42",
+        "baseline-caser-0",
+    ]
+    assert set(teacher.deps) == set(_members(teacher))
+    for seed in (42, 0):
+        distill = rows[f"distill-mixed-sasrec-{seed}"]
+        assert f"distill.teacher_outputs_dir={teacher.folder / 'teacher_outputs'}" in distill.argv
+        assert distill.deps == ["teacher-mixed-sasrec"]
+
+
+def test_each_student_gets_its_own_mixed_teacher(ce_distill, tmp_path) -> None:
+    rows = ce_distill.plan(_args(tmp_path, ["gru4rec", "caser"], ["mixed", "ensemble"]))
+    assert not any(m.startswith("baseline-gru4rec") for m in _members(rows["teacher-mixed-gru4rec"]))
+    assert not any(m.startswith("baseline-caser") for m in _members(rows["teacher-mixed-caser"]))
+    assert _members(rows["teacher-ensemble"]) == ["member1", "member2", "member3"]
+    assert "teacher-ensemble" in rows["distill-ensemble-caser-0"].deps
