@@ -147,14 +147,14 @@ def run_dir(args: argparse.Namespace, name: str):
 
 def worker_baseline(args: argparse.Namespace, student: str) -> dict:
     from ilora_dllm2rec.data import prepare_data
-    from ilora_dllm2rec.student.train import run_baseline_stage
+    from ilora_dllm2rec.exp import stages
 
     cfg = stage_cfg(args, "student", [f"student={student}", f"student.num_epochs={args.epochs}"])
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run = run_dir(args, f"baseline-{student}")
     start = time.perf_counter()
     spy = TrainerSpy()
-    payload = run_baseline_stage(cfg, run, data)
+    payload = stages.baseline(cfg, run, data)
     train_s = float(run.timings()["student_baseline_train_time"])
     n_ep = spy.epochs_run()
     return {
@@ -213,7 +213,7 @@ def worker_teacher(args: argparse.Namespace, backend: str) -> dict:
 
     import teacher_clock
     from ilora_dllm2rec.data import prepare_data
-    from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
+    from ilora_dllm2rec.exp import stages
 
     cfg = stage_cfg(args, "teacher", teacher_extra(args, backend))
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
@@ -221,8 +221,8 @@ def worker_teacher(args: argparse.Namespace, backend: str) -> dict:
     clock = teacher_clock.install() if backend == "ilora" else None
     start = time.perf_counter()
     spy = TrainerSpy()
-    payload = train_teacher(cfg, run, data, [])
-    run_export_stage(cfg, run, data)
+    payload = stages.teacher(cfg, run, data, [])
+    stages.export(cfg, run, data)
     times = run.timings()
     llm = {}
     if clock is not None:  # LLM teacher speed: rates and the FLOP fraction against this process's bf16 peak
@@ -260,14 +260,14 @@ def distill_extra(args: argparse.Namespace, student: str, backend: str) -> list[
 
 def worker_distill(args: argparse.Namespace, student: str, backend: str) -> dict:
     from ilora_dllm2rec.data import prepare_data
-    from ilora_dllm2rec.distill.train import run_distill_stage
+    from ilora_dllm2rec.exp import stages
 
     cfg = stage_cfg(args, "distill", distill_extra(args, student, backend))
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run = run_dir(args, f"distill-{student}-{backend}")
     start = time.perf_counter()
     spy = TrainerSpy()
-    payload = run_distill_stage(cfg, run, data)
+    payload = stages.distill(cfg, run, data)
     train_s = float(run.timings()["distill_student_train_time"])
     n_ep = spy.epochs_run()
     return {

@@ -234,14 +234,15 @@ def worker_trained(args: argparse.Namespace, row: str) -> dict:
 
     from ilora_dllm2rec.core.run_logging import RunDir
     from ilora_dllm2rec.data import prepare_data
-    from ilora_dllm2rec.student.train import load_student_checkpoint, run_baseline_stage
+    from ilora_dllm2rec.exp import stages
+    from ilora_dllm2rec.student.train import load_student_checkpoint
 
     cfg = row_config(args, row)
     start = time.perf_counter()
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run = RunDir(args.work_dir / f"run_{row}")
     spy = TrainerSpy()
-    payload = run_baseline_stage(cfg, run, data)
+    payload = stages.baseline(cfg, run, data)
     wall = time.perf_counter() - start
     train_s = float(run.timings()["student_baseline_train_time"])
     epochs_run = spy.epochs_run()

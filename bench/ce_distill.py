@@ -79,9 +79,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--max-epochs", type=int, default=None, help="cap every run's epochs (smoke tests)")
     p.add_argument("--report-only", action="store_true", help="no training: compare what is complete")
-    p.add_argument("--step-cost", action="store_true",
-                   help="no training: time the distillation step per loss form against the public reference step "
-                        "(needs the complete teacher-ensemble row)")
+    p.add_argument(
+        "--step-cost",
+        action="store_true",
+        help="no training: time the distillation step per loss form against the public reference step "
+        "(needs the complete teacher-ensemble row)",
+    )
     p.add_argument("--steps", type=int, default=200, help="--step-cost: timed steps per measurement")
     p.add_argument("--rounds", type=int, default=3, help="--step-cost: interleaved rounds (best kept)")
     args = p.parse_args()
@@ -124,20 +127,36 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
     for i in range(1, args.members + 1):
         name = f"member{i}"
         folder = w / name
-        add(name, "run-student-baseline", folder, "models/baseline/manifest.json",
-            ["student=sasrec", f"general.seed={args.teacher_seed + i}"])
+        add(
+            name,
+            "run-student-baseline",
+            folder,
+            "models/baseline/manifest.json",
+            ["student=sasrec", f"general.seed={args.teacher_seed + i}"],
+        )
         members.append(name)
     needs = {TEACHER_ARMS.get(a, "ensemble") for a in args.arms if a != "ilora"}
     for student in STUDENTS if "mixed" in needs else args.students:
         for seed in args.seeds:
             name = f"baseline-{student}-{seed}"
-            add(name, "run-student-baseline", w / name, "models/baseline/manifest.json",
-                [f"student={student}", f"general.seed={seed}"])
+            add(
+                name,
+                "run-student-baseline",
+                w / name,
+                "models/baseline/manifest.json",
+                [f"student={student}", f"general.seed={seed}"],
+            )
 
     def teacher(name: str, member_rows: list[str]) -> str:
         paths = ",".join(str(rows[m].folder / "models" / "baseline") for m in member_rows)
-        add(name, "run-teacher", w / name, "teacher_outputs/manifest.json",
-            ["teacher=ensemble", "teacher.num_members=0", f"teacher.checkpoints=[{paths}]"], member_rows)
+        add(
+            name,
+            "run-teacher",
+            w / name,
+            "teacher_outputs/manifest.json",
+            ["teacher=ensemble", "teacher.num_members=0", f"teacher.checkpoints=[{paths}]"],
+            member_rows,
+        )
         return name
 
     teachers: dict[tuple[str, int], str] = {}
@@ -146,14 +165,16 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
         teachers[("mixed", student)] = teacher(f"teacher-mixed-{student}", [*members, *others])
     for seed in args.seeds:
         if "ensemble" in needs:
-            teachers[("ensemble", seed)] = "teacher-ensemble" if "teacher-ensemble" in rows else teacher(
-                "teacher-ensemble", members)
+            teachers[("ensemble", seed)] = (
+                "teacher-ensemble" if "teacher-ensemble" in rows else teacher("teacher-ensemble", members)
+            )
         if "self" in needs:
             own = "teacher-self"
             teachers[("self", seed)] = own if own in rows else teacher(own, members[:1])
         if "ensemble_with_baseline" in needs:
             teachers[("ensemble_with_baseline", seed)] = teacher(
-                f"teacher-ensemble-with-baseline-{seed}", [*members, f"baseline-sasrec-{seed}"])
+                f"teacher-ensemble-with-baseline-{seed}", [*members, f"baseline-sasrec-{seed}"]
+            )
     arm_extra: dict[str, list[str]] = {}
     for text in args.arm_override:
         arm, _, override = text.partition("=")
@@ -168,9 +189,20 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
                     t = teachers[(kind, student if kind == "mixed" else seed)]
                     outputs, deps = rows[t].folder / "teacher_outputs", [t]
                 name = f"distill-{arm}-{student}-{seed}"
-                add(name, "run-distill", w / name, "models/distill/manifest.json",
-                    [f"student={student}", f"general.seed={seed}", f"distill.teacher_outputs_dir={outputs}",
-                     *ARM_SETTINGS.get(arm, []), *arm_extra.get(arm, [])], deps)
+                add(
+                    name,
+                    "run-distill",
+                    w / name,
+                    "models/distill/manifest.json",
+                    [
+                        f"student={student}",
+                        f"general.seed={seed}",
+                        f"distill.teacher_outputs_dir={outputs}",
+                        *ARM_SETTINGS.get(arm, []),
+                        *arm_extra.get(arm, []),
+                    ],
+                    deps,
+                )
     return rows
 
 
@@ -193,8 +225,10 @@ def execute(rows: dict[str, Row], jobs: int, threads: int) -> None:
             pending.remove(row)
             row.folder.parent.mkdir(parents=True, exist_ok=True)
             log = open(f"{row.folder}.log", "w")  # noqa: SIM115 (closed with the process)
-            running[row.name] = (subprocess.Popen(row.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT),
-                                 time.time())
+            running[row.name] = (
+                subprocess.Popen(row.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT),
+                time.time(),
+            )
             print(f"[{time.strftime('%H:%M:%S')}] start {row.name}", flush=True)
         time.sleep(2)
 
@@ -229,8 +263,12 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     table, summary = [], {}
     for student in args.students:
         for arm in ["baseline", *args.arms]:
-            seeds = [s for s in args.seeds if f"baseline-{student}-{s}" in values
-                     and (arm == "baseline" or f"distill-{arm}-{student}-{s}" in values)]
+            seeds = [
+                s
+                for s in args.seeds
+                if f"baseline-{student}-{s}" in values
+                and (arm == "baseline" or f"distill-{arm}-{student}-{s}" in values)
+            ]
             if not seeds:
                 continue
             cells = [student, arm, str(len(seeds))]
@@ -255,8 +293,19 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
             summary[f"{student}/{arm}"] = entry
     print(command_line())
     print(f"seeds {args.seeds}; NDCG@10 per seed; gains paired on the same users, pooled over seeds\n")
-    headers = ["student", "arm", "seeds", "test NDCG@10 per seed", "test gain per seed", "test pooled gain (95%)",
-               "test p", "val NDCG@10 per seed", "val gain per seed", "val pooled gain (95%)", "val p"]
+    headers = [
+        "student",
+        "arm",
+        "seeds",
+        "test NDCG@10 per seed",
+        "test gain per seed",
+        "test pooled gain (95%)",
+        "test p",
+        "val NDCG@10 per seed",
+        "val gain per seed",
+        "val pooled gain (95%)",
+        "val p",
+    ]
     print(markdown_table(headers, table))
     teachers = []
     for name, row in rows.items():
@@ -305,9 +354,15 @@ def step_cost(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     folder = teacher.folder / "teacher_outputs"
     dcfg = OmegaConf.to_container(cfg.distill, resolve=True)
-    outputs = load_teacher_outputs(folder, num_items=data.num_items, train_samples=data.train,
-                                   data_fingerprint=data.fingerprint, candidate_topk=int(dcfg["candidate_topk"]),
-                                   load_embeddings=False, listwise_topn=listwise_columns(cfg.distill))
+    outputs = load_teacher_outputs(
+        folder,
+        num_items=data.num_items,
+        train_samples=data.train,
+        data_fingerprint=data.fingerprint,
+        candidate_topk=int(dcfg["candidate_topk"]),
+        load_embeddings=False,
+        listwise_topn=listwise_columns(dcfg["listwise_weight"], dcfg["listwise_topn"]),
+    )
     dense = to_dense(outputs, len(data.train))
     student_cfg = OmegaConf.to_container(cfg.student, resolve=True)
     counts = data.train_target_counts()
@@ -315,12 +370,20 @@ def step_cost(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     configs = {}
     for name, change in STEP_FORMS.items():
         torch.manual_seed(0)
-        module = DistillLitModule(student_cfg, data.num_items, lr=lr, target_counts=counts.tolist(),
-                                  llm_embedding_dim=None, ed_weight=0.0, distill_cfg={**dcfg, **change})
+        module = DistillLitModule(
+            student_cfg,
+            data.num_items,
+            lr=lr,
+            target_counts=counts.tolist(),
+            llm_embedding_dim=None,
+            ed_weight=0.0,
+            distill_cfg={**dcfg, **change},
+        )
         module.set_teacher_knowledge(*dense)
         loader = cycle(build_dataloader(data.train, bs, shuffle=True, seed=0))
         configs[name] = (lambda step, it: lambda: time_steps(step, it, 10, args.steps))(
-            module_step_fn(module, str(cfg.train.precision)), loader)
+            module_step_fn(module, str(cfg.train.precision)), loader
+        )
     s = cfg.student
     port = ReferenceSASRec(data.num_items, int(s.hidden_size), int(s.max_seq_len), float(s.dropout), 1, 0.0)
     rank = torch.from_numpy(np.loadtxt(folder / "myrank_train.txt", dtype=np.int64))
@@ -329,20 +392,26 @@ def step_cost(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     # no DRO, as the platform's ce student (use_dros: auto)
     settings = {**dcfg, "lam": float(dcfg["rd_weight"]), "alpha": 0.0}
     configs["public reference step (bce form)"] = lambda: reference_port_throughput(
-        port, frame, rank, conf, None, prop, settings, batch_size=bs, lr=lr, warmup=5, steps=args.steps)
+        port, frame, rank, conf, None, prop, settings, batch_size=bs, lr=lr, warmup=5, steps=args.steps
+    )
     best = {name: 0.0 for name in configs}
     for _ in range(args.rounds):
         for name, fn in configs.items():
             best[name] = max(best[name], fn()["samples_per_s"])
     ref, ce, preset = best["public reference step (bce form)"], best["ce_only"], best["preset (softmax + listwise)"]
     print(command_line())
-    print(f"SASRec (experiment=ml100k_ce_distill), batch {bs}, {args.threads} thread(s), best of {args.rounds} "
-          f"interleaved rounds of {args.steps} steps; loss share = 1 - (ce_only step time / this step time)\n")
-    table = [[name, f"{v:,.0f}", f"{v / ref:.1f}x", "-" if name.startswith("public") else f"{1 - v / ce:.0%}"]
-             for name, v in best.items()]
+    print(
+        f"SASRec (experiment=ml100k_ce_distill), batch {bs}, {args.threads} thread(s), best of {args.rounds} "
+        f"interleaved rounds of {args.steps} steps; loss share = 1 - (ce_only step time / this step time)\n"
+    )
+    table = [
+        [name, f"{v:,.0f}", f"{v / ref:.1f}x", "-" if name.startswith("public") else f"{1 - v / ce:.0%}"]
+        for name, v in best.items()
+    ]
     print(markdown_table(["step", "samples/s", "vs reference", "distillation terms' share of the step"], table))
-    print(f"\npreset step vs reference: {preset / ref:.1f}x; "
-          f"new losses' share of the preset step: {1 - preset / ce:.0%}")
+    print(
+        f"\npreset step vs reference: {preset / ref:.1f}x; new losses' share of the preset step: {1 - preset / ce:.0%}"
+    )
 
 
 def main() -> None:

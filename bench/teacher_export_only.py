@@ -33,13 +33,13 @@ def export_setup():
         sys.exit("error: --work-dir must hold a bench_distill.py run with a trained iLoRA teacher (run_teacher-ilora)")
     worker_setup(args.threads)
     from ilora_dllm2rec.data import prepare_data
-    from ilora_dllm2rec.teacher.stages import run_export_stage
+    from ilora_dllm2rec.exp import stages
 
     cfg = bench_distill.stage_cfg(args, "teacher", bench_distill.teacher_extra(args, "ilora"))
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     clock = teacher_clock.install()
     run = bench_distill.run_dir(args, "teacher-ilora")
-    return args, clock, lambda: run_export_stage(cfg, run, data)
+    return args, clock, lambda: stages.export(cfg, run, data)
 
 
 def main() -> None:

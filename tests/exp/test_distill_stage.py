@@ -11,10 +11,10 @@ import torch
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.data import prepare_data
-from ilora_dllm2rec.distill.train import init_from_baseline, run_distill_stage
+from ilora_dllm2rec.distill.train import init_from_baseline
+from ilora_dllm2rec.exp import stages
 from ilora_dllm2rec.student.factory import build_student
-from ilora_dllm2rec.student.train import load_student_checkpoint, run_baseline_stage
-from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
+from ilora_dllm2rec.student.train import load_student_checkpoint
 
 from .helpers import run_entry, tiny_overrides
 
@@ -24,14 +24,14 @@ def exported(tiny_cfg, tmp_path):
     """A baseline run and a teacher run (ID teacher) with its export, like two earlier runs on disk."""
     cfg = tiny_cfg()
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
-    run_baseline_stage(cfg, RunDir(tmp_path / "result" / "result_20000101_000000"), data)
+    stages.baseline(cfg, RunDir(tmp_path / "result" / "result_20000101_000000"), data)
     tcfg = tiny_cfg(
         "run_teacher",
         ["teacher=sasrec", "teacher.num_epochs=1", "teacher.model.hidden_size=16", "teacher.model.emb_size=16"],
     )
     trun = RunDir(tmp_path / "result" / "result_20000101_000001")
-    train_teacher(tcfg, trun, data)
-    run_export_stage(tcfg, trun, data)
+    stages.teacher(tcfg, trun, data)
+    stages.export(tcfg, trun, data)
     return data, trun
 
 
@@ -42,7 +42,7 @@ def distill_cfg(tiny_cfg, extra=()):
 def test_distill_discovers_newest_export(tiny_cfg, tmp_path, exported):
     data, trun = exported
     run = RunDir(tmp_path / "result" / "result_20000101_000002")
-    result = run_distill_stage(distill_cfg(tiny_cfg), run, data)
+    result = stages.distill(distill_cfg(tiny_cfg), run, data)
     assert result["teacher_outputs"] == str(trun.teacher_outputs)
     assert result["kd_samples"] == len(data.train)
     saved = json.loads(run.metrics("eval_distill.json").read_text())
@@ -53,14 +53,14 @@ def test_distill_discovers_newest_export(tiny_cfg, tmp_path, exported):
 def test_random_policy_limits_kd_rows(tiny_cfg, tmp_path, exported):
     data, _ = exported
     run = RunDir(tmp_path / "result" / "result_20000101_000002")
-    result = run_distill_stage(distill_cfg(tiny_cfg, ["active=random", "active.budget_ratio=0.25"]), run, data)
+    result = stages.distill(distill_cfg(tiny_cfg, ["active=random", "active.budget_ratio=0.25"]), run, data)
     assert result["kd_samples"] == int(np.floor(0.25 * len(data.train) + 0.5))
 
 
 def test_uncertainty_policy_uses_the_baseline(tiny_cfg, tmp_path, exported):
     data, _ = exported
     run = RunDir(tmp_path / "result" / "result_20000101_000002")
-    result = run_distill_stage(distill_cfg(tiny_cfg, ["active=uncertainty", "active.budget_ratio=0.5"]), run, data)
+    result = stages.distill(distill_cfg(tiny_cfg, ["active=uncertainty", "active.budget_ratio=0.5"]), run, data)
     assert result["kd_samples"] == int(np.floor(0.5 * len(data.train) + 0.5))
 
 
@@ -71,7 +71,7 @@ def test_init_from_baseline(tiny_cfg, tmp_path, exported, embedding_distill):
     cfg = distill_cfg(
         tiny_cfg, ["distill.init_from_baseline=true", f"distill.use_embedding_distill={embedding_distill}"]
     )
-    result = run_distill_stage(cfg, run, data)
+    result = stages.distill(cfg, run, data)
     assert result["best_epoch"] >= 0
     assert "initialised from baseline" in (run.root / "logs" / "train_distill.log").read_text()
 
@@ -80,7 +80,7 @@ def test_no_export_anywhere_is_a_clear_error(tiny_cfg, tmp_path):
     cfg = distill_cfg(tiny_cfg)
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     with pytest.raises(ArtifactError, match="run run-teacher first"):
-        run_distill_stage(cfg, RunDir(tmp_path / "result" / "result_20000101_000002"), data)
+        stages.distill(cfg, RunDir(tmp_path / "result" / "result_20000101_000002"), data)
 
 
 def test_run_distill_rejects_misaligned_teacher_outputs(tmp_path, exported):
@@ -100,7 +100,7 @@ def test_same_seed_same_distilled_metrics(tiny_cfg, tmp_path, exported):
     """Two distillation runs from the same export with the same seed give identical metrics."""
     data, _ = exported
     results = [
-        run_distill_stage(distill_cfg(tiny_cfg), RunDir(tmp_path / "result" / f"result_20000101_00001{i}"), data)
+        stages.distill(distill_cfg(tiny_cfg), RunDir(tmp_path / "result" / f"result_20000101_00001{i}"), data)
         for i in range(2)
     ]
     assert results[0]["val"] == results[1]["val"] and results[0]["test"] == results[1]["test"]
@@ -112,7 +112,7 @@ def test_init_from_a_baseline_of_another_shape_is_a_clear_error(tiny_cfg, tmp_pa
     run = RunDir(tmp_path / "result" / "result_20000101_000002")
     cfg = distill_cfg(tiny_cfg, ["distill.init_from_baseline=true", "student.num_blocks=2"])
     with pytest.raises(ConfigError, match=r"student\.num_blocks: 1 there, 2 here.*init_from_baseline=false"):
-        run_distill_stage(cfg, run, data)
+        stages.distill(cfg, run, data)
 
 
 def test_init_from_baseline_copies_every_baseline_weight(tiny_cfg, tmp_path, exported):
@@ -131,9 +131,14 @@ def test_init_from_baseline_copies_every_baseline_weight(tiny_cfg, tmp_path, exp
 def test_rd_form_auto_and_listwise_term_train_end_to_end(tiny_cfg, tmp_path, exported, student_loss, form):
     data, _ = exported
     run = RunDir(tmp_path / "result" / "result_20000101_000002")
-    extra = [f"student.loss={student_loss}", "distill.listwise_weight=1.0", "distill.listwise_topn=15",
-             "distill.listwise_temperature=2.0", "distill.use_embedding_distill=false"]
-    result = run_distill_stage(distill_cfg(tiny_cfg, extra), run, data)
+    extra = [
+        f"student.loss={student_loss}",
+        "distill.listwise_weight=1.0",
+        "distill.listwise_topn=15",
+        "distill.listwise_temperature=2.0",
+        "distill.use_embedding_distill=false",
+    ]
+    result = stages.distill(distill_cfg(tiny_cfg, extra), run, data)
     assert np.isfinite(result["test"]["ndcg@10"])
     log = (run.root / "logs" / "train_distill.log").read_text()
     assert f"rd_form={form}, K=10" in log and "listwise_weight=1.0 over 15 columns" in log
@@ -144,7 +149,7 @@ def test_listwise_topn_above_the_export_is_a_config_error(tiny_cfg, tmp_path, ex
     run = RunDir(tmp_path / "result" / "result_20000101_000002")
     cfg = distill_cfg(tiny_cfg, ["distill.listwise_weight=1.0", "distill.listwise_topn=500"])
     with pytest.raises(ConfigError, match=r"distill\.listwise_topn=500 exceeds top_n"):
-        run_distill_stage(cfg, run, data)
+        stages.distill(cfg, run, data)
 
 
 def test_bucket_normaliser_refuses_distances_that_are_not_log_probabilities(tiny_cfg, tmp_path, exported):
@@ -153,6 +158,6 @@ def test_bucket_normaliser_refuses_distances_that_are_not_log_probabilities(tiny
     conf.write_text("\n".join(" ".join("0.01" for _ in line.split()) for line in conf.read_text().splitlines()) + "\n")
     run = RunDir(tmp_path / "result" / "result_20000101_000002")
     with pytest.raises(ArtifactError, match="confidence_train.txt: row 0.*listwise_normaliser=topn"):
-        run_distill_stage(distill_cfg(tiny_cfg, ["distill.listwise_weight=1.0"]), run, data)
+        stages.distill(distill_cfg(tiny_cfg, ["distill.listwise_weight=1.0"]), run, data)
     topn = distill_cfg(tiny_cfg, ["distill.listwise_weight=1.0", "distill.listwise_normaliser=topn"])
-    assert np.isfinite(run_distill_stage(topn, run, data)["test"]["ndcg@10"])
+    assert np.isfinite(stages.distill(topn, run, data)["test"]["ndcg@10"])

@@ -10,11 +10,11 @@ import torch
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.data import prepare_data
+from ilora_dllm2rec.exp import stages
 from ilora_dllm2rec.handoff.outputs_reader import load_teacher_outputs
 from ilora_dllm2rec.student.factory import build_student
-from ilora_dllm2rec.student.train import load_student_checkpoint, run_baseline_stage
+from ilora_dllm2rec.student.train import load_student_checkpoint
 from ilora_dllm2rec.teacher.ensemble_teacher import EnsembleTeacher, load_ensemble_teacher
-from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
 
 from .helpers import run_entry, tiny_overrides
 
@@ -71,7 +71,7 @@ def test_malformed_or_missing_ensemble_file(tmp_path):
 def baseline(tiny_cfg, tmp_path):
     cfg = tiny_cfg()
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
-    result = run_baseline_stage(cfg, RunDir(tmp_path / "result" / "result_19990101_000000"), data)
+    result = stages.baseline(cfg, RunDir(tmp_path / "result" / "result_19990101_000000"), data)
     return data, result
 
 
@@ -93,7 +93,7 @@ def test_stage_trains_members_adds_checkpoints_and_exports(tiny_cfg, tmp_path, b
     data, base = baseline
     cfg = ensemble_cfg(tiny_cfg, ["teacher.num_members=2", f"teacher.checkpoints=[{base['best_checkpoint']}]"])
     run = RunDir(tmp_path / "result" / "result_20000101_000000")
-    payload = train_teacher(cfg, run, data)
+    payload = stages.teacher(cfg, run, data)
     folder = run.root / "models" / "teacher"
     spec = json.loads((folder / "ensemble.json").read_text())
     assert spec["members"][:2] == ["member_0/best.ckpt", "member_1/best.ckpt"] and len(spec["members"]) == 3
@@ -102,7 +102,7 @@ def test_stage_trains_members_adds_checkpoints_and_exports(tiny_cfg, tmp_path, b
     assert len(payload["members"]) == 3 and 0 <= payload["test"]["ndcg@10"] <= 1
     assert json.loads((folder / "manifest.json").read_text())["backend"] == "ensemble"
 
-    manifest = run_export_stage(cfg, run, data)
+    manifest = stages.export(cfg, run, data)
     outputs = load_teacher_outputs(
         run.teacher_outputs, num_items=data.num_items, train_samples=data.train,
         data_fingerprint=data.fingerprint, candidate_topk=20,
@@ -119,11 +119,11 @@ def test_stage_errors_before_training(tiny_cfg, tmp_path, baseline):
     data, _ = baseline
     run = RunDir(tmp_path / "result" / "result_20000101_000000")
     with pytest.raises(ArtifactError, match=r"teacher.checkpoints\[0\]=.*nowhere"):
-        train_teacher(ensemble_cfg(tiny_cfg, [f"teacher.checkpoints=[{tmp_path / 'nowhere'}]"]), run, data)
+        stages.teacher(ensemble_cfg(tiny_cfg, [f"teacher.checkpoints=[{tmp_path / 'nowhere'}]"]), run, data)
     with pytest.raises(ConfigError, match="at least one member"):
-        train_teacher(ensemble_cfg(tiny_cfg, ["teacher.num_members=0"]), run, data)
+        stages.teacher(ensemble_cfg(tiny_cfg, ["teacher.num_members=0"]), run, data)
     with pytest.raises(ConfigError, match="teacher.combine"):
-        train_teacher(ensemble_cfg(tiny_cfg, ["teacher.combine=vote"]), run, data)
+        stages.teacher(ensemble_cfg(tiny_cfg, ["teacher.combine=vote"]), run, data)
     assert not (run.root / "models" / "teacher" / "member_0").exists()  # nothing trained
 
 
@@ -133,7 +133,7 @@ def test_member_from_another_data_set_is_rejected(tiny_cfg, tmp_path, baseline):
                                   f"teacher.checkpoints=[{base['best_checkpoint']}]"])  # fmt: skip
     other = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     with pytest.raises(ArtifactError, match="trained on other data"):
-        train_teacher(cfg, RunDir(tmp_path / "result" / "result_20000101_000000"), other)
+        stages.teacher(cfg, RunDir(tmp_path / "result" / "result_20000101_000000"), other)
 
 
 def test_pipeline_with_ensemble_teacher(tmp_path):

@@ -16,10 +16,8 @@ from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.core.significance import paired_comparison
 from ilora_dllm2rec.data import prepare_data
-from ilora_dllm2rec.distill.train import run_distill_stage
+from ilora_dllm2rec.exp import stages
 from ilora_dllm2rec.report.eval_all import run_eval_all_stage
-from ilora_dllm2rec.student.train import run_baseline_stage
-from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
 from tests.conftest import TINY_OVERRIDES, compose_config
 
 from .helpers import run_entry
@@ -52,14 +50,14 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("eval_all")
     for n, name in enumerate(("sasrec", "gru4rec", "caser"), start=1):
         cfg = _cfg(root, extra=(f"student={name}",))
-        run_baseline_stage(cfg, _run(root, n), prepare_data(cfg.dataset, cfg.paths.cache_dir))
+        stages.baseline(cfg, _run(root, n), prepare_data(cfg.dataset, cfg.paths.cache_dir))
     tcfg = _cfg(root, "run_teacher", tuple(ID_TEACHER))
     data = prepare_data(tcfg.dataset, tcfg.paths.cache_dir)
-    train_teacher(tcfg, _run(root, 4), data)
-    run_export_stage(tcfg, _run(root, 4), data)
-    run_distill_stage(_cfg(root, "run_distill", ("distill.num_epochs=1",)), _run(root, 4), data)
+    stages.teacher(tcfg, _run(root, 4), data)
+    stages.export(tcfg, _run(root, 4), data)
+    stages.distill(_cfg(root, "run_distill", ("distill.num_epochs=1",)), _run(root, 4), data)
     other = _cfg(root, extra=tuple(OTHER_DATA))
-    run_baseline_stage(other, _run(root, 5), prepare_data(other.dataset, other.paths.cache_dir))
+    stages.baseline(other, _run(root, 5), prepare_data(other.dataset, other.paths.cache_dir))
     incomplete = _run(root, 6).models("baseline")
     shutil.copy(_run(root, 1).root / "models" / "baseline" / "best.ckpt", incomplete / "best.ckpt")
     return root

@@ -9,12 +9,13 @@ import pytest
 from ilora_dllm2rec.core.errors import TrainingError
 from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.data import prepare_data
-from ilora_dllm2rec.student.train import load_student_checkpoint, run_baseline_stage
+from ilora_dllm2rec.exp import stages
+from ilora_dllm2rec.student.train import load_student_checkpoint
 
 
 def _run(cfg, root):
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
-    return run_baseline_stage(cfg, RunDir(root), data), data
+    return stages.baseline(cfg, RunDir(root), data), data
 
 
 @pytest.mark.parametrize("student", ["sasrec", "gru4rec", "caser"])

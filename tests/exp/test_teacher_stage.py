@@ -13,11 +13,10 @@ from ilora_dllm2rec.core.config import with_train_preset
 from ilora_dllm2rec.core.errors import ArtifactError, ConfigError
 from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.data import prepare_data
+from ilora_dllm2rec.exp import stages
 from ilora_dllm2rec.handoff.outputs_reader import load_teacher_outputs
-from ilora_dllm2rec.student.train import run_baseline_stage
 from ilora_dllm2rec.teacher.export import predict_top_n
 from ilora_dllm2rec.teacher.id_teacher import load_id_teacher
-from ilora_dllm2rec.teacher.stages import run_export_stage, train_teacher
 
 
 @pytest.fixture
@@ -25,8 +24,15 @@ def baseline_run(tiny_cfg, tmp_path):
     cfg = tiny_cfg()
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run = RunDir(tmp_path / "result" / "result_19990101_000000")
-    result = run_baseline_stage(cfg, run, data)
+    result = stages.baseline(cfg, run, data)
     return cfg, data, run, result
+
+
+def load_teacher(cfg, data, path):
+    """The iLoRA teacher at ``path`` as a stage of ``cfg`` loads it (this run's teacher.pad_to_multiple_of wins)."""
+    from ilora_dllm2rec.teacher.train import load_teacher_checkpoint
+
+    return load_teacher_checkpoint(path, data, cfg.paths.model_cache_dir, cfg.teacher.pad_to_multiple_of)
 
 
 def teacher_cfg(tiny_cfg, tmp_path, extra=()):
@@ -57,8 +63,8 @@ def test_export_rows_follow_training_order_and_manifest(tiny_cfg, tmp_path, base
         ],
     )
     run = RunDir(tmp_path / "result" / "result_20000101_000000")
-    train_teacher(cfg, run, data)
-    manifest = run_export_stage(cfg, run, data)
+    stages.teacher(cfg, run, data)
+    manifest = stages.export(cfg, run, data)
     assert manifest["train_order_fingerprint"] == data.train.order_fingerprint()
     assert manifest["num_rows"] == len(data.train) and manifest["top_n"] == 20
     outputs = load_teacher_outputs(
@@ -109,7 +115,7 @@ def test_teacher_trains_its_own_baseline_and_exports(tiny_cfg, tmp_path, monkeyp
     loaders = []
     build = teacher_train.build_dataloader
     monkeypatch.setattr(teacher_train, "build_dataloader", lambda *a, **k: loaders.append(k) or build(*a, **k))
-    result = train_teacher(cfg, run, data, [])
+    result = stages.teacher(cfg, run, data, [])
     lengths = loaders[0]["lengths"]  # teacher.group_by_length (default): training batches grouped by prompt length
     assert loaders[0]["shuffle"] and len(lengths) == 16 and lengths.min() > 0 and lengths.max() <= 48
     assert all(k.get("lengths") is None for k in loaders[1:])  # validation keeps its order
@@ -119,24 +125,24 @@ def test_teacher_trains_its_own_baseline_and_exports(tiny_cfg, tmp_path, monkeyp
     assert all(k.startswith("model.") for k in ckpt["state_dict"])
     assert not any(".base_layer." in k or "embed_tokens" in k for k in ckpt["state_dict"])  # adapters only
     assert ckpt["teacher_meta"]["num_items"] == data.num_items
-    manifest = run_export_stage(cfg, run, data)
+    manifest = stages.export(cfg, run, data)
     assert manifest["num_rows"] == len(data.train)
     assert manifest["hidden_size"] == 32  # D of the tiny LLM, read from the model
     with open_dict(cfg):  # an inference-only knob: the loading run's value wins over the checkpoint's
         cfg.teacher.pad_to_multiple_of = 3
-    teacher, _ = teacher_train.load_teacher_checkpoint(run.root / "models" / "teacher", data, cfg)
+    teacher, _ = load_teacher(cfg, data, run.root / "models" / "teacher")
     assert teacher.pad_to_multiple_of == 3 and not teacher.training
     with open_dict(cfg):
         cfg.teacher.pad_to_multiple_of = 0
     with pytest.raises(ConfigError, match="teacher.pad_to_multiple_of"):
-        teacher_train.load_teacher_checkpoint(run.root / "models" / "teacher", data, cfg)
+        load_teacher(cfg, data, run.root / "models" / "teacher")
 
 
 def test_missing_student_checkpoint(tiny_cfg, tmp_path):
     cfg = teacher_cfg(tiny_cfg, tmp_path, [f"teacher.rec_model_checkpoint_path={tmp_path / 'none.ckpt'}"])
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     with pytest.raises(ArtifactError, match="not found"):
-        train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+        stages.teacher(cfg, RunDir(tmp_path / "r"), data, [])
 
 
 def test_mismatched_student_checkpoint(tiny_cfg, tmp_path, baseline_run):
@@ -148,7 +154,7 @@ def test_mismatched_student_checkpoint(tiny_cfg, tmp_path, baseline_run):
     )
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     with pytest.raises(ArtifactError, match="num_items"):
-        train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+        stages.teacher(cfg, RunDir(tmp_path / "r"), data, [])
 
 
 @pytest.mark.parametrize(
@@ -166,7 +172,7 @@ def test_teacher_config_errors(tiny_cfg, tmp_path, baseline_run, extra, match):
     cfg = teacher_cfg(tiny_cfg, tmp_path, [f"teacher.rec_model_checkpoint_path={result['best_checkpoint']}", *extra])
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     with pytest.raises((ConfigError, ArtifactError), match=match):
-        train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+        stages.teacher(cfg, RunDir(tmp_path / "r"), data, [])
 
 
 def test_train_preset_switch_keeps_command_line_train_overrides(tiny_cfg):
@@ -198,13 +204,15 @@ def test_export_selection_reads_the_teachers_explicit_student(tiny_cfg, tmp_path
         return cfg
 
     run = RunDir(tmp_path / "elsewhere" / "result_20000101_000000")
-    ids = select_export_samples(cfg_with([f"teacher.rec_model_checkpoint_path={result['best_checkpoint']}"]), data, run)
+    ids = select_export_samples(
+        stages.export_stage(cfg_with([f"teacher.rec_model_checkpoint_path={result['best_checkpoint']}"])), data, run
+    )
     expected = select_export_samples(
-        cfg_with([f"distill.baseline_checkpoint_path={result['best_checkpoint']}"]), data, run
+        stages.export_stage(cfg_with([f"distill.baseline_checkpoint_path={result['best_checkpoint']}"])), data, run
     )
     assert abs(len(ids) - 0.25 * len(data.train)) <= 1 and np.array_equal(ids, expected)
     with pytest.raises(ArtifactError, match="no complete baseline run"):
-        select_export_samples(cfg_with([]), data, run)
+        select_export_samples(stages.export_stage(cfg_with([])), data, run)
 
 
 @pytest.mark.parametrize(
@@ -259,12 +267,11 @@ def test_run_teacher_resume_exports_without_retraining(tmp_path):
 
 
 def test_head_refit_saves_its_own_checkpoint_and_export_uses_it(tiny_cfg, tmp_path):
-    from ilora_dllm2rec.teacher import train as teacher_train
 
     cfg = teacher_cfg(tiny_cfg, tmp_path, ["teacher.head_refit.samples=24", "teacher.head_refit.epochs=3"])
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run = RunDir(tmp_path / "result" / "result_20000101_000000")
-    result = train_teacher(cfg, run, data, [])
+    result = stages.teacher(cfg, run, data, [])
     folder = run.root / "models" / "teacher"
     refit = result["head_refit"]
     assert refit["num_samples"] == 24 and 2 <= len(refit["val_ndcg@10_per_epoch"]) <= 4
@@ -274,6 +281,6 @@ def test_head_refit_saves_its_own_checkpoint_and_export_uses_it(tiny_cfg, tmp_pa
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first if not k.startswith("model.head."))
     assert json.loads(run.time_json.read_text())["teacher_head_refit_time"] > 0
-    teacher, _ = teacher_train.load_teacher_checkpoint(folder, data, cfg)  # the folder: the manifest's choice
+    teacher, _ = load_teacher(cfg, data, folder)  # the folder: the manifest's choice
     assert torch.equal(teacher.head.weight, second["model.head.weight"])
-    assert run_export_stage(cfg, run, data)["num_rows"] == len(data.train)
+    assert stages.export(cfg, run, data)["num_rows"] == len(data.train)

@@ -16,11 +16,10 @@ from tests.conftest import TINY_OVERRIDES, compose_config
 from ilora_dllm2rec.core.errors import ConfigError
 from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.data import prepare_data
+from ilora_dllm2rec.exp import stages
 from ilora_dllm2rec.student.caser import Caser
 from ilora_dllm2rec.student.gru4rec import GRU4Rec
 from ilora_dllm2rec.student.sasrec import SASRec
-from ilora_dllm2rec.student.train import run_baseline_stage
-from ilora_dllm2rec.teacher.stages import train_teacher
 from ilora_dllm2rec.teacher.train import load_teacher_checkpoint
 
 TYPES = {"caser": Caser, "gru4rec": GRU4Rec, "sasrec": SASRec}
@@ -44,7 +43,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
         cfg = _cfg(root, "config", [f"student={name}"])
         data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
         run = RunDir(root / "result" / f"result_2000010{i + 1}_000000")
-        checkpoints[name] = Path(run_baseline_stage(cfg, run, data)["best_checkpoint"])
+        checkpoints[name] = Path(stages.baseline(cfg, run, data)["best_checkpoint"])
     return root, checkpoints
 
 
@@ -71,7 +70,7 @@ def test_teacher_runs_on_each_recommender_type(workspace, tmp_path, caplog, name
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     run = RunDir(tmp_path / "result_teacher")
     with caplog.at_level(logging.INFO):
-        result = train_teacher(cfg, run, data, [])
+        result = stages.teacher(cfg, run, data, [])
     assert result["rec_model_type"] == name
     manifest = json.loads((run.root / "models" / "teacher" / "manifest.json").read_text())
     assert manifest["rec_model_type"] == name and manifest["student_checkpoint"] == str(checkpoints[name])
@@ -79,7 +78,7 @@ def test_teacher_runs_on_each_recommender_type(workspace, tmp_path, caplog, name
     assert f"rec model {name}" in caplog.text
     if name != "sasrec":
         assert "student.name=sasrec is not used for it" in caplog.text
-    teacher, meta = load_teacher_checkpoint(run.root / "models" / "teacher", data, cfg)
+    teacher, meta = load_teacher_checkpoint(run.root / "models" / "teacher", data, cfg.paths.model_cache_dir)
     assert type(teacher.student) is TYPES[name] and meta["rec_model_type"] == name
 
 
@@ -90,7 +89,7 @@ def test_rec_model_type_refuses_a_checkpoint_of_another_type(workspace, tmp_path
     )
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     with pytest.raises(ConfigError) as info:
-        train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+        stages.teacher(cfg, RunDir(tmp_path / "r"), data, [])
     message = str(info.value)
     assert "teacher.rec_model_type=sasrec" in message and "gru4rec" in message and "\n" not in message
     assert not (tmp_path / "r" / "models" / "teacher" / "manifest.json").exists()
@@ -100,7 +99,7 @@ def test_rec_model_type_picks_the_newest_baseline_of_that_type(workspace, tmp_pa
     root, checkpoints = workspace
     cfg = _teacher_cfg(root, ["teacher.rec_model_type=gru4rec"])  # the newest baseline is a sasrec
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
-    result = train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+    result = stages.teacher(cfg, RunDir(tmp_path / "r"), data, [])
     assert result["rec_model_type"] == "gru4rec"
     manifest = json.loads((tmp_path / "r" / "models" / "teacher" / "manifest.json").read_text())
     assert manifest["student_checkpoint"] == str(checkpoints["gru4rec"])
@@ -115,11 +114,11 @@ def test_rec_model_type_without_such_a_baseline_trains_one_of_that_type_only(wor
         cfg.paths.result_root = str(only_sasrec)  # no gru4rec baseline: one would be trained with student=sasrec
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     with pytest.raises(ConfigError, match=r"teacher.rec_model_type=gru4rec.*student=gru4rec"):
-        train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+        stages.teacher(cfg, RunDir(tmp_path / "r"), data, [])
     assert not (tmp_path / "r" / "models" / "baseline" / "manifest.json").exists()
     with open_dict(cfg):
         cfg.student = _cfg(root, "config", ["student=gru4rec"]).student
-    result = train_teacher(cfg, RunDir(tmp_path / "r"), data, [])  # trains a gru4rec, not the newer sasrec
+    result = stages.teacher(cfg, RunDir(tmp_path / "r"), data, [])  # trains a gru4rec, not the newer sasrec
     assert result["rec_model_type"] == "gru4rec"
     assert json.loads((tmp_path / "r" / "models" / "baseline" / "manifest.json").read_text())["model"] == "gru4rec"
 
@@ -131,4 +130,4 @@ def test_unknown_rec_model_type_is_a_config_error(workspace, tmp_path):
     with pytest.raises(
         ConfigError, match=r"teacher.rec_model_type must be null or one of sasrec \| gru4rec \| caser, got 'bert4rec'"
     ):
-        train_teacher(cfg, RunDir(tmp_path / "r"), data, [])
+        stages.teacher(cfg, RunDir(tmp_path / "r"), data, [])

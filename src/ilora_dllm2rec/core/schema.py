@@ -192,7 +192,10 @@ def unknown_key_message(path: str, name: str, known: list[str], removed: Mapping
 
 def check(cls: type[T], mapping: Any, path: str, *, strict: bool = False, optional: frozenset[str] = frozenset()) -> T:
     """``mapping`` (a dict or DictConfig) read as a ``cls`` section at ``path``; ConfigError naming the first
-    bad key. ``optional``: dotted keys (from the root) that a strict check lets be absent (default used)."""
+    bad key. ``optional``: dotted keys (from the root) that a strict check lets be absent (default used). A
+    ``cls`` section (a stage's typed section) was checked when it was read and is returned as it is."""
+    if isinstance(mapping, cls):
+        return mapping
     if not isinstance(mapping, Mapping):
         mapping = _plain(mapping)
     if not isinstance(mapping, Mapping):

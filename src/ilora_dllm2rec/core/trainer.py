@@ -12,9 +12,9 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
-from omegaconf import DictConfig
 
 from .errors import ConfigError
+from .schema_groups import Train
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,12 @@ def resolve_precision(precision: str | int | None) -> str:
     return precision
 
 
-def inference_device(train_cfg: DictConfig) -> torch.device:
-    """Where a stage runs its own inference outside Lightning (teacher evaluation, item embeddings, head refit):
-    the GPU the trainer used when it used one (this rank's, under DDP), else the CPU. An LLM scored on the CPU
-    after GPU training would take hours at 7B scale, and FlashAttention has no CPU path at all."""
-    if torch.cuda.is_available() and str(train_cfg.accelerator) in ("auto", "gpu", "cuda"):
+def inference_device(accelerator: str) -> torch.device:
+    """Where a stage runs its own inference outside Lightning (teacher evaluation, item embeddings, head refit),
+    for ``train.accelerator``: the GPU the trainer used when it used one (this rank's, under DDP), else the CPU.
+    An LLM scored on the CPU after GPU training would take hours at 7B scale, and FlashAttention has no CPU path
+    at all."""
+    if torch.cuda.is_available() and str(accelerator) in ("auto", "gpu", "cuda"):
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
@@ -146,7 +147,7 @@ def last_checkpoint_callback(dirpath: Path) -> ModelCheckpoint:
 
 
 def build_trainer(
-    train_cfg: DictConfig,
+    train: Train,
     *,
     models_dir: Path,
     tb_dir: Path | None,
@@ -154,29 +155,29 @@ def build_trainer(
     extra_callbacks: list[Callback] | None = None,
     max_epochs: int | None = None,
 ) -> tuple[L.Trainer, ModelCheckpoint]:
-    """A Trainer with best/last checkpointing and early stopping on ``train_cfg.monitor`` (validation)."""
-    monitor = str(train_cfg.monitor)
+    """A Trainer with best/last checkpointing and early stopping on ``train.monitor`` (validation)."""
+    monitor = str(train.monitor)
     if not monitor.startswith("val/"):
         raise ConfigError(f"train.monitor={monitor!r}: model selection must use a validation metric (val/...)")
     ckpt = checkpoint_callback(models_dir, monitor)
     callbacks: list[Callback] = [ckpt, last_checkpoint_callback(models_dir)]
-    if train_cfg.patience is not None and int(train_cfg.patience) > 0:
-        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(train_cfg.patience)))
+    if train.patience is not None and int(train.patience) > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=int(train.patience)))
     progress_bar = live_progress_bar(progress_bar)
     callbacks.append(RichProgressBar(leave=True) if progress_bar else EpochSummary(monitor))
     callbacks.extend(extra_callbacks or [])
     logger = TensorBoardLogger(save_dir=str(tb_dir), name="", version="") if tb_dir is not None else False
     trainer = L.Trainer(
-        accelerator=str(train_cfg.accelerator),
-        devices=train_cfg.devices,
-        strategy=training_strategy(str(train_cfg.strategy)),
-        precision=resolve_precision(train_cfg.precision),
-        max_epochs=int(max_epochs if max_epochs is not None else train_cfg.max_epochs),
-        gradient_clip_val=train_cfg.gradient_clip_val,
-        accumulate_grad_batches=int(train_cfg.accumulate_grad_batches),
-        log_every_n_steps=int(train_cfg.log_every_n_steps),
-        limit_train_batches=train_cfg.limit_train_batches,
-        deterministic=bool(train_cfg.deterministic),
+        accelerator=str(train.accelerator),
+        devices=train.devices,
+        strategy=training_strategy(str(train.strategy)),
+        precision=resolve_precision(train.precision),
+        max_epochs=int(max_epochs if max_epochs is not None else train.max_epochs),
+        gradient_clip_val=train.gradient_clip_val,
+        accumulate_grad_batches=int(train.accumulate_grad_batches),
+        log_every_n_steps=int(train.log_every_n_steps),
+        limit_train_batches=train.limit_train_batches,
+        deterministic=bool(train.deterministic),
         callbacks=callbacks,
         logger=logger,
         enable_progress_bar=progress_bar,

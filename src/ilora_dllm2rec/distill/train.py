@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from ..core.artifacts import find_input
 from ..core.errors import ConfigError
 from ..core.run_logging import RunDir, stage_log_file
+from ..core.schema_data import Student
+from ..core.schema_groups import Active, Logging, Metrics, Train
+from ..core.schema_stages import Distill
 from ..core.seed import set_seed
 from ..core.stage import publish_stage, split_rows
 from ..data import SplitData
@@ -20,7 +23,6 @@ from ..handoff.outputs_reader import load_teacher_outputs
 from ..handoff.selection import SelectionContext, build_selection_policy, student_entropy_and_topk
 from ..student.train import (
     build_student_module,
-    config_fingerprint,
     find_baseline,
     fit_and_evaluate,
     fit_student,
@@ -31,6 +33,22 @@ from .lit_module import DistillLitModule
 from .softmax_kd import check_log_prob_distances
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillStage:
+    """The sections the distillation stage reads; ``config_fingerprint``: the whole run config's hash, for its
+    metrics."""
+
+    student: Student
+    distill: Distill
+    active: Active
+    train: Train
+    metrics: Metrics
+    logging: Logging
+    result_root: str
+    seed: int
+    config_fingerprint: str
 
 
 def init_from_baseline(model: torch.nn.Module, path: Path, student_cfg: dict) -> None:
@@ -59,11 +77,12 @@ def init_from_baseline(model: torch.nn.Module, path: Path, student_cfg: dict) ->
     model.load_state_dict(source, strict=False)
 
 
-def listwise_columns(dcfg: DictConfig) -> int | None:
-    """Teacher columns the listwise KD term needs: None when it is off, 0 for every exported column."""
-    if float(dcfg.listwise_weight) <= 0:
+def listwise_columns(weight: float, topn: int | None) -> int | None:
+    """Teacher columns the listwise KD term (``distill.listwise_weight``, ``distill.listwise_topn``) needs: None when
+    it is off, 0 for every exported column."""
+    if float(weight) <= 0:
         return None
-    return 0 if dcfg.listwise_topn is None else int(dcfg.listwise_topn)
+    return 0 if topn is None else int(topn)
 
 
 def export_matcher(data: SplitData):
@@ -79,11 +98,10 @@ def export_matcher(data: SplitData):
     return accept
 
 
-def find_teacher_outputs(cfg: DictConfig, data: SplitData, run: RunDir) -> Path:
+def find_teacher_outputs(explicit: str | None, result_root: str, data: SplitData, run: RunDir) -> Path:
     """Explicit ``distill.teacher_outputs_dir``; else this run's export; else the newest matching one."""
-    explicit = cfg.distill.teacher_outputs_dir
     found = find_input(
-        cfg.paths.result_root,
+        result_root,
         "teacher_outputs",
         export_matcher(data),
         explicit=explicit,
@@ -93,7 +111,7 @@ def find_teacher_outputs(cfg: DictConfig, data: SplitData, run: RunDir) -> Path:
         exclude_run=run.root,
         missing=(
             f"no complete teacher export for data set {data.name} (fingerprint {data.fingerprint}) under "
-            f"{cfg.paths.result_root}: run run-teacher first, or set distill.teacher_outputs_dir"
+            f"{result_root}: run run-teacher first, or set distill.teacher_outputs_dir"
         ),
     )
     if found.source == "newest":
@@ -102,20 +120,28 @@ def find_teacher_outputs(cfg: DictConfig, data: SplitData, run: RunDir) -> Path:
 
 
 def kd_mask_for(
-    cfg: DictConfig, data: SplitData, outputs: TeacherOutputs, has_teacher: torch.Tensor, run: RunDir
+    active: Active,
+    result_root: str,
+    baseline_path: str | None,
+    data: SplitData,
+    outputs: TeacherOutputs,
+    has_teacher: torch.Tensor,
+    run: RunDir,
 ) -> torch.Tensor:
     """Rows that get the KD loss: rows with teacher outputs, further thinned by the policy when the
-    export covered every training sample (a subset export already reflects a policy's choice)."""
+    export covered every training sample (a subset export already reflects a policy's choice). An informed
+    policy's student: ``baseline_path`` (``distill.baseline_checkpoint_path``), else the newest baseline under
+    ``result_root``."""
     num_train = len(data.train)
     if int(has_teacher.sum()) < num_train:
         log.info("teacher outputs cover %d of %d training samples; KD on those", int(has_teacher.sum()), num_train)
         return has_teacher
-    policy = build_selection_policy(cfg.active)
+    policy = build_selection_policy(active)
     provider = None
     if policy.needs_student:
-        baseline, _ = load_student_checkpoint(find_baseline(cfg, data, cfg.distill.baseline_checkpoint_path))
+        student, _ = load_student_checkpoint(find_baseline(result_root, data, baseline_path))
         k = getattr(policy, "topk", 1)  # the top-K comparing strategies' K; uncertainty reads the entropy only
-        provider = lambda: student_entropy_and_topk(baseline, data.train, 1024, k, "cpu")  # noqa: E731
+        provider = lambda: student_entropy_and_topk(student, data.train, 1024, k, "cpu")  # noqa: E731
     context = SelectionContext(
         num_train=num_train,
         teacher_topk=outputs.ranks.numpy() if policy.uses_teacher else None,
@@ -127,12 +153,13 @@ def kd_mask_for(
     return torch.from_numpy(np.asarray(mask, dtype=bool))
 
 
-def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
-    stage = "distill"
-    dcfg = cfg.distill
+def run_distill_stage(stage_cfg: DistillStage, run: RunDir, data: SplitData) -> dict:
+    stage, c = "distill", stage_cfg
+    dcfg = c.distill
+    student_cfg = dataclasses.asdict(c.student)  # as the checkpoint stores it: a plain dict
     with stage_log_file(run, stage) as slog:
-        set_seed(int(cfg.general.seed))
-        folder = find_teacher_outputs(cfg, data, run)
+        set_seed(c.seed)
+        folder = find_teacher_outputs(dcfg.teacher_outputs_dir, c.result_root, data, run)
         outputs = load_teacher_outputs(
             folder,
             num_items=data.num_items,
@@ -140,25 +167,27 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             data_fingerprint=data.fingerprint,
             candidate_topk=int(dcfg.candidate_topk),
             load_embeddings=bool(dcfg.use_embedding_distill),
-            listwise_topn=listwise_columns(dcfg),
+            listwise_topn=listwise_columns(dcfg.listwise_weight, dcfg.listwise_topn),
         )
         cand_ids, cand_dist, has_teacher = to_dense(outputs, len(data.train))
         if float(dcfg.listwise_weight) > 0 and str(dcfg.listwise_normaliser) == "bucket":
             check_log_prob_distances(outputs.confidences, str(folder / CONFIDENCE_FILE))
-        kd_mask = kd_mask_for(cfg, data, outputs, has_teacher, run)
+        kd_mask = kd_mask_for(c.active, c.result_root, dcfg.baseline_checkpoint_path, data, outputs, has_teacher, run)
         use_emb = bool(dcfg.use_embedding_distill) and outputs.item_embeddings is not None
         module = build_student_module(
-            cfg,
             data,
-            OmegaConf.to_container(cfg.student, resolve=True),
+            student_cfg,
+            c.train,
+            c.metrics,
+            c.seed,
             module_class=DistillLitModule,
             llm_embedding_dim=int(outputs.item_embeddings.shape[1]) if use_emb else None,
             ed_weight=float(dcfg.ed_weight) if use_emb else 0.0,
-            distill_cfg=OmegaConf.to_container(dcfg, resolve=True),
+            distill_cfg=dataclasses.asdict(dcfg),
         )
         if dcfg.init_from_baseline:
-            path = find_baseline(cfg, data, dcfg.baseline_checkpoint_path, exclude_run=None)
-            init_from_baseline(module.model, path, OmegaConf.to_container(cfg.student, resolve=True))
+            path = find_baseline(c.result_root, data, dcfg.baseline_checkpoint_path, exclude_run=None)
+            init_from_baseline(module.model, path, student_cfg)
             slog.info("initialised from baseline %s", path)
         if use_emb:
             attach_teacher_item_embeddings(
@@ -179,24 +208,30 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             len(data.train),
         )
         best, best_epoch, results = fit_and_evaluate(
-            cfg, run, data, "distill_student_train_time", lambda: fit_student(module, data, cfg, run, stage)
+            run,
+            data,
+            "distill_student_train_time",
+            lambda: fit_student(module, data, c.train, c.logging, c.seed, run, stage),
+            c.train,
+            c.metrics,
+            c.logging,
         )
         payload = {
             "stage": stage,
-            "model": str(cfg.student.name),
+            "model": str(c.student.name),
             "best_epoch": best_epoch,
             "best_checkpoint": str(best),
             "teacher_outputs": str(folder),
             "teacher": outputs.manifest.get("teacher", outputs.manifest.get("teacher_checkpoint")),
             "kd_samples": int(kd_mask.sum()),
             "data_fingerprint": data.fingerprint,
-            "config_fingerprint": config_fingerprint(cfg),
+            "config_fingerprint": c.config_fingerprint,
             "val": results["val"],
             "test": results["test"],
         }
         manifest = {
             "stage": stage,
-            "model": str(cfg.student.name),
+            "model": str(c.student.name),
             "data_fingerprint": data.fingerprint,
             "num_items": data.num_items,
             "best_checkpoint": best.name,
@@ -204,6 +239,6 @@ def run_distill_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             "best_epoch": best_epoch,
             "teacher_outputs": str(folder),
         }
-        title = f"distilled {cfg.student.name} on {data.name}"
-        publish_stage(run, stage, payload, manifest, title, split_rows(str(cfg.student.name), results))
+        title = f"distilled {c.student.name} on {data.name}"
+        publish_stage(run, stage, payload, manifest, title, split_rows(str(c.student.name), results))
     return payload

@@ -17,16 +17,15 @@ from .common import command_line_overrides, hydra_entry, mark_stage_complete
 def main(cfg: DictConfig, run: RunDir) -> None:
     from ..core.config import with_train_preset
     from ..data import prepare_data
-    from ..distill.train import run_distill_stage
-    from ..teacher.stages import run_export_stage
+    from .stages import distill, export
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     if cfg.distill.teacher_checkpoint_path and not cfg.distill.teacher_outputs_dir:
         teacher_cfg = with_train_preset(cfg, "teacher", command_line_overrides())
-        run_export_stage(teacher_cfg, run, data)
+        export(teacher_cfg, run, data)
         mark_stage_complete(run, "export", cfg=teacher_cfg)  # rank 0 writes (DDP); every rank waits before training
         barrier()
-    result = run_distill_stage(cfg, run, data)
+    result = distill(cfg, run, data)
     mark_stage_complete(run, "distill", {"test_ndcg@10": result["test"].get("ndcg@10")}, cfg)
 
 

@@ -41,13 +41,12 @@ def check_rec_model_type(cfg: DictConfig) -> None:
 def main(cfg: DictConfig, run: RunDir) -> None:
     from ..core.config import with_train_preset
     from ..data import prepare_data
-    from ..distill.train import export_matcher, run_distill_stage
+    from ..distill.train import export_matcher
     from ..report.eval_all import run_eval_all_stage
     from ..report.pipeline_report import write_report
-    from ..student.train import run_baseline_stage
     from ..teacher.backends import teacher_backend
     from ..teacher.llm import check_local_llm_path
-    from ..teacher.stages import check_export_inputs, run_export_stage, train_teacher
+    from .stages import baseline, check_export, distill, export, teacher
 
     overrides = command_line_overrides()
     # a missing LLM folder stops the run now, not after the baseline
@@ -65,22 +64,22 @@ def main(cfg: DictConfig, run: RunDir) -> None:
     # barrier after each stage keeps the others from reading its artifacts before they are complete.
     student_cfg = with_train_preset(cfg, "student", overrides)
     if not done("baseline", student_cfg, "models/baseline"):
-        run_baseline_stage(student_cfg, run, data)
+        baseline(student_cfg, run, data)
         mark_stage_complete(run, "baseline", cfg=student_cfg)
     barrier()
     teacher_cfg = with_train_preset(cfg, "teacher", overrides)
-    check_export_inputs(teacher_cfg, data, run)  # before the teacher trains, not after
+    check_export(teacher_cfg, data, run)  # before the teacher trains, not after
     if not done("teacher", teacher_cfg, "models/teacher"):
-        train_teacher(teacher_cfg, run, data, overrides)
+        teacher(teacher_cfg, run, data, overrides)
         mark_stage_complete(run, "teacher", cfg=teacher_cfg)
     barrier()
     if not done("export", teacher_cfg, "teacher_outputs", export_matcher(data)):
-        run_export_stage(teacher_cfg, run, data)  # sharded over the ranks, merged and written by rank 0
+        export(teacher_cfg, run, data)  # sharded over the ranks, merged and written by rank 0
         mark_stage_complete(run, "export", cfg=teacher_cfg)
     barrier()
     distill_cfg = with_train_preset(cfg, "distill", overrides)
     if not done("distill", distill_cfg, "models/distill"):
-        run_distill_stage(distill_cfg, run, data)
+        distill(distill_cfg, run, data)
         mark_stage_complete(run, "distill", cfg=distill_cfg)
     if not leave_other_ranks():
         return  # evaluation and the report need no second process

@@ -12,10 +12,10 @@ from .common import hydra_entry, mark_stage_complete
 def main(cfg: DictConfig, run: RunDir) -> None:
     # heavy imports inside: a config error is reported before torch/Lightning load
     from ..data import prepare_data
-    from ..student.train import run_baseline_stage
+    from .stages import baseline
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
-    result = run_baseline_stage(cfg, run, data)
+    result = baseline(cfg, run, data)
     mark_stage_complete(run, "baseline", {"test_ndcg@10": result["test"].get("ndcg@10")}, cfg)
 
 

@@ -19,18 +19,18 @@ from .common import command_line_overrides, hydra_entry, mark_stage_complete, st
 def main(cfg: DictConfig, run: RunDir) -> None:
     from ..data import prepare_data
     from ..distill.train import export_matcher
-    from ..teacher.stages import check_export_inputs, run_export_stage, train_teacher
+    from .stages import check_export, export, teacher
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
-    check_export_inputs(cfg, data, run)
+    check_export(cfg, data, run)
     trained = not stage_done(cfg, run, "teacher", "models/teacher", data.fingerprint)  # resume=true: export only
     if trained:
-        result = train_teacher(cfg, run, data, command_line_overrides())
+        result = teacher(cfg, run, data, command_line_overrides())
         mark_stage_complete(run, "teacher", {"test_ndcg@10": result["test"].get("ndcg@10")}, cfg)
     barrier()  # DDP: the export reads the teacher's manifest, which rank 0 writes
     if not trained and stage_done(cfg, run, "export", "teacher_outputs", data.fingerprint, export_matcher(data)):
         return
-    manifest = run_export_stage(cfg, run, data)
+    manifest = export(cfg, run, data)
     if manifest is not None:
         rows = {"rows": manifest.get("num_rows"), "train_samples": manifest.get("num_train")}
         mark_stage_complete(run, "export", rows, cfg)

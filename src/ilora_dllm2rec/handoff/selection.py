@@ -165,7 +165,7 @@ POLICIES: dict[str, type[SelectionPolicy]] = {
 }
 
 
-def build_selection_policy(active_cfg: Mapping[str, Any]) -> SelectionPolicy:
+def build_selection_policy(active_cfg: Active | Mapping[str, Any]) -> SelectionPolicy:
     """Policy from an ``active`` config node (``strategy``, ``budget_ratio``, ``seed``, ``topk``; checked by the
     schema, core/schema_groups.py ``Active``)."""
     spec = check(Active, active_cfg, "active")

@@ -38,9 +38,12 @@ def score_fn_for(
         from ..teacher.backends import teacher_backend
 
         backend = teacher_backend(str(manifest.get("backend", "ilora")))  # manifests before the key: iLoRA
-        teacher = backend.load(ckpt, data, cfg)
+        # an LLM teacher's inference-only padding: this run's value wins (none when teacher= is an ID teacher)
+        teacher = backend.load(ckpt, data, str(cfg.paths.model_cache_dir), cfg.teacher.get("pad_to_multiple_of"))
         if backend.uses_llm:
-            device = inference_device(cfg.train)  # an LLM on the GPU when there is one; the ID models stay on the CPU
+            device = inference_device(
+                str(cfg.train.accelerator)
+            )  # an LLM on the GPU when there is one; the ID models stay on the CPU
             teacher.to(device)
 
             def score(b: dict) -> torch.Tensor:
@@ -162,7 +165,7 @@ def compare_with_reference(
 def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str):
     from ..teacher.evaluation import teacher_eval_samples as samples  # lazy: the teacher package imports transformers
 
-    return samples(cfg, data, split)
+    return samples(cfg.teacher.get("max_eval_samples"), int(cfg.general.seed), data, split)
 
 
 def same_users_comparison(

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
-
-from omegaconf import DictConfig, OmegaConf
 
 from ..core.artifacts import find_input, fingerprint_matcher
 from ..core.errors import ArtifactError
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.safe_load import load_checkpoint
+from ..core.schema_data import Student
+from ..core.schema_groups import Logging, Metrics, Train
 from ..core.seed import set_seed
 from ..core.stage import publish_stage, split_rows
 from ..core.trainer import build_trainer
@@ -24,34 +25,41 @@ from .lit_module import StudentLitModule
 log = logging.getLogger(__name__)
 
 
-def config_fingerprint(cfg: DictConfig) -> str:
-    import hashlib
-    import json
+@dataclasses.dataclass(frozen=True)
+class BaselineStage:
+    """The sections the baseline stage reads; ``config_fingerprint``: the whole run config's hash, for its
+    metrics."""
 
-    text = json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    student: Student
+    train: Train
+    metrics: Metrics
+    logging: Logging
+    seed: int
+    config_fingerprint: str
 
 
 def build_student_module(
-    cfg: DictConfig,
     data: SplitData,
     model_cfg: dict,
+    train: Train,
+    metrics: Metrics,
+    seed: int,
     *,
-    seed: int | None = None,
     module_class: type[StudentLitModule] = StudentLitModule,
     **extra,
 ) -> StudentLitModule:
-    """A student Lightning module of ``model_cfg`` with the run's train/metrics settings (``extra``: subclass args)."""
+    """A student Lightning module of ``model_cfg`` with the stage's train/metrics settings (``extra``: subclass
+    args)."""
     return module_class(
         model_cfg,
         data.num_items,
-        lr=float(cfg.train.lr),
-        weight_decay=float(cfg.train.weight_decay),
-        ks=list(cfg.metrics.ks),
-        exclude_history=bool(cfg.metrics.exclude_history),
+        lr=float(train.lr),
+        weight_decay=float(train.weight_decay),
+        ks=list(metrics.ks),
+        exclude_history=bool(metrics.exclude_history),
         target_counts=data.train_target_counts().tolist(),
         data_fingerprint=data.fingerprint,
-        seed=int(cfg.general.seed) if seed is None else seed,
+        seed=seed,
         **extra,
     )
 
@@ -59,21 +67,22 @@ def build_student_module(
 def fit_student(
     module: StudentLitModule,
     data: SplitData,
-    cfg: DictConfig,
+    train: Train,
+    logs: Logging,
+    seed: int,
     run: RunDir,
     stage: str,
 ) -> tuple[Path, int]:
-    """Fit with validation-only model selection; returns (best checkpoint path, best epoch)."""
-    train_cfg = cfg.train
-    seed = int(cfg.general.seed)
-    train_dl = build_dataloader(data.train, int(train_cfg.batch_size), shuffle=True, seed=seed)
-    val_dl = build_dataloader(data.val, int(train_cfg.eval_batch_size), shuffle=False, seed=seed)
+    """Fit with validation-only model selection (``seed``: the data order's); returns (best checkpoint, best
+    epoch)."""
+    train_dl = build_dataloader(data.train, int(train.batch_size), shuffle=True, seed=seed)
+    val_dl = build_dataloader(data.val, int(train.eval_batch_size), shuffle=False, seed=seed)
     models_dir = run.models(stage)
     trainer, ckpt = build_trainer(
-        train_cfg,
+        train,
         models_dir=models_dir,
-        tb_dir=run.tb(stage) if cfg.logging.tensorboard else None,
-        progress_bar=bool(cfg.logging.progress_bar),
+        tb_dir=run.tb(stage) if logs.tensorboard else None,
+        progress_bar=bool(logs.progress_bar),
     )
     trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl)
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else models_dir / "last.ckpt"
@@ -84,17 +93,24 @@ def fit_student(
     return best, best_epoch
 
 
-def evaluate_splits(model: SequentialRecommender, data: SplitData, cfg: DictConfig, device: str = "cpu") -> dict:
+def evaluate_splits(
+    model: SequentialRecommender,
+    data: SplitData,
+    metrics: Metrics,
+    batch_size: int,
+    progress: bool,
+    device: str = "cpu",
+) -> dict:
     out = {}
     for split in ("val", "test"):
         out[split] = evaluate_model(
             model,
             getattr(data, split),
-            batch_size=int(cfg.train.eval_batch_size),
-            ks=list(cfg.metrics.ks),
-            exclude_history=bool(cfg.metrics.exclude_history),
+            batch_size=batch_size,
+            ks=list(metrics.ks),
+            exclude_history=bool(metrics.exclude_history),
             device=device,
-            progress=bool(cfg.logging.progress_bar),
+            progress=progress,
             description=f"{split}",
         )
     return out
@@ -121,7 +137,7 @@ def load_student_checkpoint(path: str | Path) -> tuple[SequentialRecommender, di
 
 
 def find_baseline(
-    cfg: DictConfig,
+    result_root: str,
     data: SplitData,
     explicit: str | None,
     exclude_run: Path | None = None,
@@ -132,7 +148,7 @@ def find_baseline(
     """The baseline checkpoint to use: an explicit path, else (with ``own_run``) this run's baseline, else the
     newest complete matching baseline run (core/artifacts.py find_input; ``own_first``: this run's first)."""
     found = find_input(
-        cfg.paths.result_root,
+        result_root,
         "models/baseline",
         fingerprint_matcher(data.fingerprint, data.num_items),
         explicit=explicit,
@@ -143,7 +159,7 @@ def find_baseline(
         exclude_run=exclude_run,
         missing=(
             f"no complete baseline run for data set {data.name} (fingerprint {data.fingerprint}) under "
-            f"{cfg.paths.result_root}: run run-student-baseline first, or point teacher.rec_model_checkpoint_path "
+            f"{result_root}: run run-student-baseline first, or point teacher.rec_model_checkpoint_path "
             "(distill.baseline_checkpoint_path for distillation and selection) at a baseline best.ckpt"
         ),
     )
@@ -158,50 +174,63 @@ def missing_checkpoint(explicit: str | None) -> str:
 
 
 def fit_and_evaluate(
-    cfg: DictConfig, run: RunDir, data: SplitData, timer: str, fit: Callable[[], tuple[Path, int]]
+    run: RunDir,
+    data: SplitData,
+    timer: str,
+    fit: Callable[[], tuple[Path, int]],
+    train: Train,
+    metrics: Metrics,
+    logs: Logging,
 ) -> tuple[Path, int, dict]:
     """The student stages' fit -> evaluate: ``fit()`` timed as ``timer`` in time.json, then the best
-    checkpoint reloaded (what later stages will load) and evaluated on val and test.
+    checkpoint reloaded (what later stages will load) and evaluated on val and test (``train.eval_batch_size``).
 
     Returns (best checkpoint, best epoch, ``{"val": ..., "test": ...}``)."""
     with time_block(run, timer):
         best, best_epoch = fit()
     model, _ = load_student_checkpoint(best)
-    return best, best_epoch, evaluate_splits(model, data, cfg)
+    return best, best_epoch, evaluate_splits(model, data, metrics, int(train.eval_batch_size), logs.progress_bar)
 
 
-def run_baseline_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
+def run_baseline_stage(stage_cfg: BaselineStage, run: RunDir, data: SplitData) -> dict:
     """Train the baseline student, select on validation, evaluate val/test, write metrics + manifest."""
-    stage = "baseline"
+    stage, c = "baseline", stage_cfg
     with stage_log_file(run, stage) as slog:
-        set_seed(int(cfg.general.seed))
+        set_seed(c.seed)
         slog.info("data %s: %s", data.name, data.summary())
-        module = build_student_module(cfg, data, OmegaConf.to_container(cfg.student, resolve=True))
+        # the checkpoint stores the student's config as a plain dict, as the composed config's section
+        module = build_student_module(data, dataclasses.asdict(c.student), c.train, c.metrics, c.seed)
         best, best_epoch, results = fit_and_evaluate(
-            cfg, run, data, "student_baseline_train_time", lambda: fit_student(module, data, cfg, run, stage)
+            run,
+            data,
+            "student_baseline_train_time",
+            lambda: fit_student(module, data, c.train, c.logging, c.seed, run, stage),
+            c.train,
+            c.metrics,
+            c.logging,
         )
         payload = {
             "stage": stage,
-            "model": str(cfg.student.name),
+            "model": str(c.student.name),
             "best_epoch": best_epoch,
             "best_checkpoint": str(best),
             "data_fingerprint": data.fingerprint,
-            "config_fingerprint": config_fingerprint(cfg),
+            "config_fingerprint": c.config_fingerprint,
             "val": results["val"],
             "test": results["test"],
         }
         manifest = {
             "stage": stage,
-            "model": str(cfg.student.name),
+            "model": str(c.student.name),
             "data_fingerprint": data.fingerprint,
             "num_items": data.num_items,
-            "hidden_size": int(cfg.student.hidden_size),
+            "hidden_size": int(c.student.hidden_size),
             "best_checkpoint": best.name,
             "last_checkpoint": "last.ckpt",
             "best_epoch": best_epoch,
             "val_ndcg@10": results["val"].get("ndcg@10"),
         }
         slog.info("baseline done: best epoch %d, test %s", best_epoch, results["test"])
-        title = f"baseline {cfg.student.name} on {data.name}"
-        publish_stage(run, stage, payload, manifest, title, split_rows(str(cfg.student.name), results))
+        title = f"baseline {c.student.name} on {data.name}"
+        publish_stage(run, stage, payload, manifest, title, split_rows(str(c.student.name), results))
     return payload

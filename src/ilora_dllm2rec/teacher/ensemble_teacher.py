@@ -17,12 +17,12 @@ side ([N, sum of d]); embedding distillation projects it to the student's size a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..core.artifacts import checkpoint_in, write_json_atomic
@@ -34,7 +34,7 @@ from ..student.base import SequentialRecommender
 from ..student.evaluator import evaluate
 from ..student.train import evaluate_splits, load_student_checkpoint
 from .id_teacher import train_id_model
-from .interfaces import TeacherRecommender
+from .interfaces import TeacherRecommender, TeacherStage
 
 COMBINE_MODES = ("zscore", "log_softmax")
 MEMBERS_FILE = "ensemble.json"
@@ -119,9 +119,9 @@ def load_ensemble_teacher(path: str | Path) -> EnsembleTeacher:
     return EnsembleTeacher(load_members(paths), str(spec.get("combine", "zscore"))).eval()
 
 
-def run_ensemble_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
-    stage = "teacher"
-    tcfg = cfg.teacher
+def run_ensemble_teacher_stage(stage_cfg: TeacherStage, run: RunDir, data: SplitData) -> dict:
+    stage, c = "teacher", stage_cfg
+    tcfg = c.teacher
     combine = str(tcfg.combine)
     check_combine(combine)
     num_members = int(tcfg.num_members)
@@ -133,14 +133,16 @@ def run_ensemble_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) ->
         )
     external_models = load_members(external, data)  # fail before training anything
     folder = run.models(stage)
-    model_cfg = OmegaConf.to_container(tcfg.model, resolve=True)
+    model_cfg = dataclasses.asdict(tcfg.model)  # as the checkpoints store it: a plain dict
     with stage_log_file(run, stage) as slog:
         trained: list[Path] = []
         best_epochs: dict[Path, int] = {}
         with time_block(run, "teacher_train_time_total"):
             for i in range(num_members):
-                seed = int(cfg.general.seed) + 1 + i
-                best, best_epochs[best] = train_id_model(cfg, run, data, model_cfg, f"{stage}/member_{i}", seed)
+                seed = c.seed + 1 + i
+                best, best_epochs[best] = train_id_model(
+                    c.train, c.metrics, c.logging, run, data, model_cfg, f"{stage}/member_{i}", seed
+                )
                 slog.info("ensemble member %d (seed %d): best epoch %d, %s", i, seed, best_epochs[best], best)
                 trained.append(best)
         paths = trained + external
@@ -148,14 +150,15 @@ def run_ensemble_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) ->
         teacher = EnsembleTeacher(members, combine).eval()
         per_member = {}
         for path, model in zip(paths, members, strict=True):
-            per_member[str(path)] = {"best_epoch": best_epochs.get(path), **evaluate_splits(model, data, cfg)}
+            splits = evaluate_splits(model, data, c.metrics, int(c.train.eval_batch_size), c.logging.progress_bar)
+            per_member[str(path)] = {"best_epoch": best_epochs.get(path), **splits}
         results = {
             split: evaluate(
                 lambda b: teacher.score(b["seq"], b["len_seq"]),
                 getattr(data, split),
-                batch_size=int(cfg.train.eval_batch_size),
-                ks=list(cfg.metrics.ks),
-                exclude_history=bool(cfg.metrics.exclude_history),
+                batch_size=int(c.train.eval_batch_size),
+                ks=list(c.metrics.ks),
+                exclude_history=bool(c.metrics.exclude_history),
                 description=f"ensemble {split}",
             )
             for split in ("val", "test")

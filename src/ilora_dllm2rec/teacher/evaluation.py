@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from ..data import SampleSet, SplitData
 from ..student.evaluator import evaluate
 
 if TYPE_CHECKING:
     from .ilora_model import ILoRAModel
+    from .interfaces import TeacherStage
 
 
 def subset(samples: SampleSet, max_samples: int | None, ratio: float | None, seed: int) -> SampleSet:
@@ -40,16 +40,16 @@ def teacher_score_fn(model: ILoRAModel) -> Callable[[dict], torch.Tensor]:
     return score
 
 
-def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str) -> SampleSet:
-    """The users an LLM teacher is evaluated on: a seeded subset under ``teacher.max_eval_samples`` (every
-    comparison with the teacher, in this stage and in eval-all, uses exactly these)."""
-    return subset(getattr(data, split), cfg.teacher.get("max_eval_samples"), None, int(cfg.general.seed))
+def teacher_eval_samples(max_samples: int | None, seed: int, data: SplitData, split: str) -> SampleSet:
+    """The users an LLM teacher is evaluated on: a subset under ``teacher.max_eval_samples`` seeded by
+    ``general.seed`` (every comparison with the teacher, in this stage and in eval-all, uses exactly these)."""
+    return subset(getattr(data, split), max_samples, None, seed)
 
 
 def evaluate_teacher(
     model: ILoRAModel,
     data: SplitData,
-    cfg: DictConfig,
+    stage: TeacherStage,
     score_fn: Callable[[dict], torch.Tensor] | None = None,
     device: torch.device | str = "cpu",
 ) -> dict:
@@ -59,14 +59,14 @@ def evaluate_teacher(
     model.eval()
     out = {}
     for split in ("val", "test"):
-        samples = teacher_eval_samples(cfg, data, split)
+        samples = teacher_eval_samples(getattr(stage.teacher, "max_eval_samples", None), stage.seed, data, split)
         out[split] = evaluate(
             score_fn or teacher_score_fn(model),
             samples,
-            batch_size=int(cfg.teacher.eval_batch_size),
-            ks=list(cfg.metrics.ks),
-            exclude_history=bool(cfg.metrics.exclude_history),
-            progress=bool(cfg.logging.progress_bar),
+            batch_size=int(stage.teacher.eval_batch_size),
+            ks=list(stage.metrics.ks),
+            exclude_history=bool(stage.metrics.exclude_history),
+            progress=bool(stage.logging.progress_bar),
             description=f"teacher {split}",
             device=device,
         )

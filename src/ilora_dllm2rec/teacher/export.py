@@ -17,10 +17,10 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
-from omegaconf import DictConfig
 
 from ..core.runtime import HeapGuard
 from ..core.safe_load import load_torch_file
+from ..core.schema_groups import Train
 from ..core.trainer import resolve_precision
 from ..data import SampleSet, build_dataloader
 from .prompts import prompt_token_counts
@@ -129,7 +129,7 @@ def predict_top_n(
     *,
     top_n: int,
     batch_size: int,
-    train_cfg: DictConfig,
+    train_cfg: Train,
     shard_dir: Path,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """[M, top_n] ids and distances for every row of ``samples`` in order; None on non-zero ranks.

@@ -17,14 +17,16 @@ from .llm import load_llm
 log = logging.getLogger(__name__)
 
 
-def teacher_spec(cfg: Mapping[str, Any]) -> IloraTeacher:
+def teacher_spec(cfg: Mapping[str, Any] | IloraTeacher) -> IloraTeacher:
     """The checked ``teacher`` section of the LLM teacher (a stored checkpoint config too: other keys are ignored,
     missing ones take the schema's default); every check runs before an LLM is loaded."""
+    if isinstance(cfg, IloraTeacher):
+        return cfg
     return check(IloraTeacher, {**dict(cfg), "backend": "ilora"}, "teacher")
 
 
 def build_ilora_model(
-    cfg: Mapping[str, Any],
+    cfg: Mapping[str, Any] | IloraTeacher,
     student: SequentialRecommender,
     item_titles: Sequence[str],
     *,
@@ -74,7 +76,7 @@ def build_ilora_model(
     return model
 
 
-def build_lambda_schedule(cfg: Mapping[str, Any], total_steps: int | None) -> LambdaSchedule:
+def build_lambda_schedule(cfg: Mapping[str, Any] | IloraTeacher, total_steps: int | None) -> LambdaSchedule:
     """lam(t) from teacher.distill_lambda / distill_min_lambda / distill_decay_type / distill_decay_steps."""
     spec = teacher_spec(cfg)
     return LambdaSchedule(

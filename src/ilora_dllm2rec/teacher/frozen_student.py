@@ -6,30 +6,29 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from ..core.artifacts import find_input, fingerprint_matcher
-from ..core.config import with_train_preset
 from ..core.errors import ArtifactError, ConfigError
 from ..core.run_logging import RunDir
+from ..core.schema_stages import Teacher
 from ..data import SplitData
 from ..student.base import SequentialRecommender
-from ..student.train import load_student_checkpoint, missing_checkpoint, run_baseline_stage
+from ..student.train import load_student_checkpoint, missing_checkpoint
 from .factory import teacher_spec
+from .interfaces import TeacherStage
 
 log = logging.getLogger(__name__)
 
 
-def requested_rec_model_type(cfg: DictConfig) -> str | None:
+def requested_rec_model_type(teacher: Teacher) -> str | None:
     """``teacher.rec_model_type``: None (the checkpoint's own type) or sasrec | gru4rec | caser (checked by the
     schema, core/schema_stages.py ``IloraTeacher``)."""
-    return teacher_spec(cfg.teacher).rec_model_type
+    return teacher_spec(teacher).rec_model_type
 
 
-def check_rec_model_type(cfg: DictConfig, path: Path, hparams: dict) -> str:
+def check_rec_model_type(teacher: Teacher, path: Path, hparams: dict) -> str:
     """The frozen recommender's type, read from its checkpoint; must match ``teacher.rec_model_type`` when set."""
     found = str(hparams["student_cfg"]["name"]).lower()
-    wanted = requested_rec_model_type(cfg)
+    wanted = requested_rec_model_type(teacher)
     if wanted is not None and found != wanted:
         raise ConfigError(
             f"teacher.rec_model_type={wanted} but the frozen recommender {path} is a {found}: point "
@@ -39,16 +38,16 @@ def check_rec_model_type(cfg: DictConfig, path: Path, hparams: dict) -> str:
     return found
 
 
-def baseline_for_teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: list[str]) -> Path:
+def baseline_for_teacher(stage: TeacherStage, run: RunDir, data: SplitData, train_baseline: Callable[[], dict]) -> Path:
     """teacher.rec_model_checkpoint_path, else this run's baseline, else the newest matching baseline run (of type
-    ``teacher.rec_model_type`` when set); with none of these, train a baseline into this run first (users need no
-    manual path juggling)."""
-    wanted = requested_rec_model_type(cfg)
-    explicit = cfg.teacher.rec_model_checkpoint_path
+    ``teacher.rec_model_type`` when set); with none of these, ``train_baseline()`` trains one into this run first
+    (users need no manual path juggling; the caller gives it the student stage's own trainer settings)."""
+    wanted = requested_rec_model_type(stage.teacher)
+    explicit = stage.teacher.rec_model_checkpoint_path
     # this run's own baseline is taken whatever its type: it is checked once loaded (run-pipeline trains it
     # with the `student` config); only an earlier run's must be of the wanted type to be used
     found = find_input(
-        cfg.paths.result_root,
+        stage.paths.result_root,
         "models/baseline",
         fingerprint_matcher(data.fingerprint, data.num_items) if wanted is None else _type_matcher(data, wanted),
         explicit=explicit,
@@ -63,14 +62,14 @@ def baseline_for_teacher(cfg: DictConfig, run: RunDir, data: SplitData, override
         elif found.source == "newest":
             log.info("using baseline checkpoint from %s", found.folder)
         return found.path
-    if wanted is not None and str(cfg.student.name).lower() != wanted:  # a baseline trained here: another type
+    if wanted is not None and stage.student_name.lower() != wanted:  # a baseline trained here: another type
         raise ConfigError(
             f"teacher.rec_model_type={wanted}: no complete {wanted} baseline for data set {data.name} under "
-            f"{cfg.paths.result_root}, and one trained here would be a {cfg.student.name}: add student={wanted}, "
+            f"{stage.paths.result_root}, and one trained here would be a {stage.student_name}: add student={wanted}, "
             "or set teacher.rec_model_checkpoint_path"
         )
-    log.info("no baseline student found for %s: training one (%s) into this run first", data.name, cfg.student.name)
-    result = run_baseline_stage(with_train_preset(cfg, "student", overrides), run, data)
+    log.info("no baseline student found for %s: training one (%s) into this run first", data.name, stage.student_name)
+    result = train_baseline()
     return Path(result["best_checkpoint"])
 
 

@@ -17,11 +17,12 @@ writes nothing until the stage saves the chosen head.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from ..core.errors import ConfigError, TrainingError
 from ..core.schema import check
@@ -42,7 +43,7 @@ class RefitResult:
     states_seconds: float
 
 
-def check_refit_config(refit: DictConfig) -> None:
+def check_refit_config(refit: HeadRefit | Mapping[str, Any]) -> None:
     """ConfigError for values the refit cannot use (the schema's ``HeadRefit``; checked before the first phase)."""
     check(HeadRefit, refit, "teacher.head_refit")
 
@@ -87,7 +88,7 @@ def refit_head(
     model: ILoRAModel,
     train: SampleSet,
     val: SampleSet,
-    refit: DictConfig,
+    refit: HeadRefit,
     *,
     seed: int,
     ks: list[int],

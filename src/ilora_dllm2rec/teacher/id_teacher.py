@@ -6,21 +6,21 @@ exports the same three DLLM2Rec files, with its item embedding table as ``all_em
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import logging
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..core.run_logging import RunDir, stage_log_file
+from ..core.schema_groups import Logging, Metrics, Train
 from ..core.seed import set_seed
 from ..core.stage import publish_stage, split_rows
 from ..data import SplitData
 from ..student.base import SequentialRecommender
 from ..student.train import build_student_module, fit_and_evaluate, fit_student, load_student_checkpoint
-from .interfaces import TeacherRecommender
+from .interfaces import TeacherRecommender, TeacherStage
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +43,37 @@ def load_id_teacher(path: str | Path) -> IDTeacher:
 
 
 def train_id_model(
-    cfg: DictConfig, run: RunDir, data: SplitData, model_cfg: dict, stage: str, seed: int
+    train: Train,
+    metrics: Metrics,
+    logs: Logging,
+    run: RunDir,
+    data: SplitData,
+    model_cfg: dict,
+    stage: str,
+    seed: int,
 ) -> tuple[Path, int]:
-    """Train one ID model of ``model_cfg`` with ``seed`` into ``models/{stage}``: (best checkpoint, best epoch)."""
+    """Train one ID model of ``model_cfg`` with ``seed`` (its weights and data order) into ``models/{stage}``:
+    (best checkpoint, best epoch)."""
     set_seed(seed)
-    module = build_student_module(cfg, data, model_cfg, seed=seed)
+    module = build_student_module(data, model_cfg, train, metrics, seed)
     log.info(
         "ID model %s (seed %d): %d parameters", model_cfg["name"], seed, sum(p.numel() for p in module.parameters())
     )
-    if seed != int(cfg.general.seed):  # fit_student seeds the data order from general.seed
-        cfg = copy.deepcopy(cfg)
-        cfg.general.seed = seed
-    return fit_student(module, data, cfg, run, stage)
+    return fit_student(module, data, train, logs, seed, run, stage)
 
 
-def run_id_teacher_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
-    stage = "teacher"
-    model_cfg = OmegaConf.to_container(cfg.teacher.model, resolve=True)
-    seed = int(cfg.general.seed)
+def run_id_teacher_stage(stage_cfg: TeacherStage, run: RunDir, data: SplitData) -> dict:
+    stage, c = "teacher", stage_cfg
+    model_cfg = dataclasses.asdict(c.teacher.model)  # as the checkpoint stores it: a plain dict
     with stage_log_file(run, stage):
         best, best_epoch, results = fit_and_evaluate(
-            cfg, run, data, "teacher_train_time_total", lambda: train_id_model(cfg, run, data, model_cfg, stage, seed)
+            run,
+            data,
+            "teacher_train_time_total",
+            lambda: train_id_model(c.train, c.metrics, c.logging, run, data, model_cfg, stage, c.seed),
+            c.train,
+            c.metrics,
+            c.logging,
         )
         payload = {
             "stage": stage,

@@ -1,10 +1,29 @@
-"""What the teacher stages (training, export, evaluation) rely on; any LLM-based teacher implements it."""
+"""What the teacher stages (training, export, evaluation) rely on: the recommender interface any teacher implements,
+and the typed sections the teacher stage is given."""
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 
 import torch
+
+from ..core.schema_groups import Logging, Metrics, Paths, Train
+from ..core.schema_stages import Teacher
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherStage:
+    """The sections the teacher stage reads, whatever ``teacher.backend`` is; ``student_name``: ``student.name``
+    (the type of a baseline this stage would train)."""
+
+    teacher: Teacher
+    train: Train
+    metrics: Metrics
+    logging: Logging
+    paths: Paths
+    student_name: str
+    seed: int
 
 
 class TeacherRecommender(ABC):

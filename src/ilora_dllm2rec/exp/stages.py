@@ -1,0 +1,91 @@
+"""The composed config (a DictConfig) read once into the typed schema, and each stage called with its sections.
+
+Entry points keep the DictConfig: they compose it, re-apply each stage's trainer preset
+(core/config.py ``with_train_preset``) and hash its sections for resume (exp/common.py). The stage library
+(student, teacher, distill) receives only the typed sections it reads, in one frozen bundle per stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..core.config import with_train_preset
+from ..core.run_logging import RunDir
+from ..core.schema_stages import Config, validate_config
+from ..data import SplitData
+from ..distill.train import DistillStage, run_distill_stage
+from ..student.train import BaselineStage, run_baseline_stage
+from ..teacher.interfaces import TeacherStage
+from ..teacher.stages import ExportStage, check_export_inputs, run_export_stage, train_teacher
+
+
+def typed(cfg: DictConfig) -> Config:
+    """The typed config of ``cfg`` (the schema's check; ConfigError naming the first bad key)."""
+    return validate_config(cfg)
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """The whole run config's hash, recorded in the student stages' metrics."""
+    text = json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def baseline_stage(cfg: DictConfig) -> BaselineStage:
+    c = typed(cfg)
+    return BaselineStage(c.student, c.train, c.metrics, c.logging, c.general.seed, config_fingerprint(cfg))
+
+
+def teacher_stage(cfg: DictConfig) -> TeacherStage:
+    c = typed(cfg)
+    return TeacherStage(c.teacher, c.train, c.metrics, c.logging, c.paths, str(c.student.name), c.general.seed)
+
+
+def export_stage(cfg: DictConfig) -> ExportStage:
+    c = typed(cfg)
+    return ExportStage(
+        c.teacher, c.active, c.train, c.paths, c.distill.teacher_checkpoint_path, c.distill.baseline_checkpoint_path
+    )
+
+
+def distill_stage(cfg: DictConfig) -> DistillStage:
+    c = typed(cfg)
+    return DistillStage(
+        c.student,
+        c.distill,
+        c.active,
+        c.train,
+        c.metrics,
+        c.logging,
+        c.paths.result_root,
+        c.general.seed,
+        config_fingerprint(cfg),
+    )
+
+
+def baseline(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
+    """The baseline stage with ``cfg`` (a config whose ``train`` is the student stage's)."""
+    return run_baseline_stage(baseline_stage(cfg), run, data)
+
+
+def teacher(cfg: DictConfig, run: RunDir, data: SplitData, overrides: Sequence[str] | None = None) -> dict:
+    """The teacher stage with ``cfg`` (``train`` the teacher stage's); a baseline it must train first gets the
+    student stage's trainer, composed with the run's command-line ``overrides``."""
+    return train_teacher(
+        teacher_stage(cfg), run, data, lambda: baseline(with_train_preset(cfg, "student", overrides or []), run, data)
+    )
+
+
+def export(cfg: DictConfig, run: RunDir, data: SplitData) -> dict | None:
+    return run_export_stage(export_stage(cfg), run, data)
+
+
+def check_export(cfg: DictConfig, data: SplitData, run: RunDir) -> None:
+    check_export_inputs(export_stage(cfg), data, run)
+
+
+def distill(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
+    return run_distill_stage(distill_stage(cfg), run, data)
