@@ -44,8 +44,12 @@ import numpy as np
 from bench_common import ROOT, check_data_dir, command_line, default_data_dir, markdown_table
 
 PRESET = "experiment=ml100k_ce_distill"
-TEACHER_ARMS = {"ensemble": "ensemble", "self": "self", "ensemble_with_baseline": "ensemble_with_baseline",
-                "mixed": "mixed"}
+TEACHER_ARMS = {
+    "ensemble": "ensemble",
+    "self": "self",
+    "ensemble_with_baseline": "ensemble_with_baseline",
+    "mixed": "mixed",
+}
 ARMS = ("ensemble", "self", "ensemble_with_baseline", "mixed", "bce", "ilora")
 STUDENTS = ("sasrec", "gru4rec", "caser")
 ARM_SETTINGS = {"bce": ["distill.rd_form=bce", "distill.listwise_weight=0"]}

@@ -135,8 +135,13 @@ def test_mask_drops_rows_and_batch_mean_counts_them_as_zero():
 
 @pytest.mark.parametrize(
     ("value", "loss", "expected"),
-    [("auto", "ce", "softmax"), ("auto", "bce", "bce"), ("auto", "dros", "bce"), ("bce", "ce", "bce"),
-     ("softmax", "dros", "softmax")],
+    [
+        ("auto", "ce", "softmax"),
+        ("auto", "bce", "bce"),
+        ("auto", "dros", "bce"),
+        ("bce", "ce", "bce"),
+        ("softmax", "dros", "softmax"),
+    ],
 )
 def test_rd_form_auto_follows_the_student_loss(value, loss, expected):
     assert resolve_rd_form(value, loss) == expected

@@ -176,9 +176,7 @@ def check_config(cfg: DictConfig, config_name: str, checks: Sequence[ConfigCheck
         check(cfg)
 
 
-def check_before_start(
-    config_name: str, argv: Sequence[str] | None = None, checks: Sequence[ConfigCheck] = ()
-) -> None:
+def check_before_start(config_name: str, argv: Sequence[str] | None = None, checks: Sequence[ConfigCheck] = ()) -> None:
     """Exit 2 with one ``error:`` line, before Hydra creates the run folder, when the command line cannot start a
     run: it does not compose, a setting is refused, or the result folder cannot be created or written.
 
