@@ -59,3 +59,10 @@ def ml100k_dir() -> Path:
     if not (ML100K_DIR / "u.data").is_file():
         pytest.skip(f"real MovieLens-100K not found at {ML100K_DIR} (set ML100K_DIR)")
     return ML100K_DIR
+
+
+@pytest.fixture(autouse=True)
+def _bf16_as_on_a_native_cpu(monkeypatch):
+    """Tests see the same precision on every machine: bf16 kept as asked (core/runtime.py: cpu_has_native_bf16,
+    whose CPU-flag reading and fallback have their own tests)."""
+    monkeypatch.setenv("ILORA_CPU_BF16", "1")

@@ -38,10 +38,52 @@ def test_bf16_falls_back_on_a_gpu_that_only_emulates_it(monkeypatch):
     assert resolve_precision("bf16-mixed") == "bf16-mixed"
 
 
+@pytest.mark.parametrize("native_bf16", [True, False])
 @pytest.mark.parametrize(("asked", "expected"), [("bf16-mixed", "bf16-mixed"), ("16-mixed", "32-true"),
                                                  ("32-true", "32-true"), (None, "32-true")])  # fmt: skip
-def test_precision_on_this_cpu(asked, expected):
+def test_precision_on_a_cpu(monkeypatch, asked, expected, native_bf16):
+    monkeypatch.setattr("ilora_dllm2rec.core.trainer.cpu_has_native_bf16", lambda: native_bf16)
+    if asked == "bf16-mixed" and not native_bf16:
+        expected = "32-true"  # emulated bf16 runs several times slower than fp32
     assert resolve_precision(asked) == expected
+
+
+X86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni{extra}\nbugs\t\t: spectre_v1\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [
+        (X86.format(extra=""), False),  # AVX-512 without BF16: oneDNN emulates it
+        (X86.format(extra=" avx512_bf16"), True),
+        (X86.format(extra=" amx_bf16 amx_tile"), True),
+        ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),  # Arm with the bf16 extension
+        ("processor\t: 0\nFeatures\t: fp asimd\n", False),
+        ("no flags line here\n", True),  # unknown format: keep what the user asked for
+    ],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, cpuinfo, native):
+    from ilora_dllm2rec.core.runtime import cpu_has_native_bf16
+
+    monkeypatch.delenv("ILORA_CPU_BF16")
+    assert cpu_has_native_bf16(cpuinfo) is native
+    monkeypatch.setenv("ILORA_CPU_BF16", "1")  # the user's override wins over the flags
+    assert cpu_has_native_bf16(cpuinfo) is True
+    monkeypatch.setenv("ILORA_CPU_BF16", "0")
+    assert cpu_has_native_bf16(cpuinfo) is False
+
+
+def test_llm_weights_fall_back_to_fp32_on_a_cpu_that_emulates_bf16(monkeypatch):
+    from ilora_dllm2rec.teacher import llm
+
+    monkeypatch.setattr(llm, "cpu_has_native_bf16", lambda: False)
+    assert llm.resolve_dtype("bf16") == torch.float32
+    assert llm.resolve_dtype("fp16") == torch.float16
+    monkeypatch.setattr(llm, "cpu_has_native_bf16", lambda: True)
+    assert llm.resolve_dtype("bf16") == torch.bfloat16
+    fake_cuda(monkeypatch, bf16_native=True)
+    monkeypatch.setattr(llm, "cpu_has_native_bf16", lambda: False)
+    assert llm.resolve_dtype("bf16") == torch.bfloat16  # the GPU computes it
 
 
 def test_ddp_strategies_do_not_rebroadcast_buffers():

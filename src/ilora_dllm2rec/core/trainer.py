@@ -14,19 +14,23 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from .errors import ConfigError
+from .runtime import cpu_has_native_bf16
 from .schema_groups import Train
 
 log = logging.getLogger(__name__)
 
 
 def resolve_precision(precision: str | int | None) -> str:
-    """bf16 only where the hardware supports it; otherwise fall back to fp32 with a message."""
+    """bf16 only where the hardware computes it natively; otherwise fall back to fp32 with a message."""
     precision = str(precision or "32-true")
     if precision.startswith("bf16"):
         # including_emulation=False: a T4 (Colab's default GPU) "supports" bf16 only by emulation, slowly
         cuda_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
         if torch.cuda.is_available() and not cuda_ok:
             log.warning("precision %s requested but this GPU has no bf16; using 32-true", precision)
+            return "32-true"
+        if not torch.cuda.is_available() and not cpu_has_native_bf16():
+            log.warning("precision %s requested but this CPU only emulates bf16 (slowly); using 32-true", precision)
             return "32-true"
     if precision.startswith("16") and not torch.cuda.is_available():
         log.warning("precision %s needs a CUDA GPU; using 32-true on CPU", precision)

@@ -27,6 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from ..core.distributed import rank_zero_first
 from ..core.errors import ArtifactError, ConfigError
+from ..core.runtime import cpu_has_native_bf16
 from .prepare_llm import EMBEDDED_PREFIX, env_model_cache_dir, hub_offline, prepare_llm  # noqa: F401 (re-export)
 from .tiny_llm import TINY_MARKER, build_tiny_llm
 
@@ -40,8 +41,13 @@ _DTYPE_KW = "dtype" if tuple(int(x) for x in transformers.__version__.split(".")
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
+    """The LLM's weight dtype; bf16 weights become fp32 on a CPU-only machine whose CPU only emulates bf16
+    (core/runtime.py: cpu_has_native_bf16), where every bf16 matmul would run several times slower."""
     if dtype not in DTYPES:
         raise ConfigError(f"teacher.dtype={dtype!r} is not supported: use one of {sorted(DTYPES)}")
+    if dtype == "bf16" and not torch.cuda.is_available() and not cpu_has_native_bf16():
+        log.warning("teacher.dtype=bf16 but this CPU only emulates bf16 (slowly): loading the LLM in fp32")
+        return torch.float32
     return DTYPES[dtype]
 
 
