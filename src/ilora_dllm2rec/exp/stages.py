@@ -15,17 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core.config import with_train_preset
 from ..core.run_logging import RunDir
-from ..core.schema_stages import Config, validate_config
+from ..core.schema_stages import validate_config
 from ..data import SplitData
 from ..distill.train import DistillStage, run_distill_stage
 from ..student.train import BaselineStage, run_baseline_stage
 from ..teacher.interfaces import TeacherStage
 from ..teacher.stages import ExportStage, check_export_inputs, run_export_stage, train_teacher
-
-
-def typed(cfg: DictConfig) -> Config:
-    """The typed config of ``cfg`` (the schema's check; ConfigError naming the first bad key)."""
-    return validate_config(cfg)
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -35,24 +30,24 @@ def config_fingerprint(cfg: DictConfig) -> str:
 
 
 def baseline_stage(cfg: DictConfig) -> BaselineStage:
-    c = typed(cfg)
+    c = validate_config(cfg)  # each stage's own trainer values, checked
     return BaselineStage(c.student, c.train, c.metrics, c.logging, c.general.seed, config_fingerprint(cfg))
 
 
 def teacher_stage(cfg: DictConfig) -> TeacherStage:
-    c = typed(cfg)
+    c = validate_config(cfg)  # each stage's own trainer values, checked
     return TeacherStage(c.teacher, c.train, c.metrics, c.logging, c.paths, str(c.student.name), c.general.seed)
 
 
 def export_stage(cfg: DictConfig) -> ExportStage:
-    c = typed(cfg)
+    c = validate_config(cfg)  # each stage's own trainer values, checked
     return ExportStage(
         c.teacher, c.active, c.train, c.paths, c.distill.teacher_checkpoint_path, c.distill.baseline_checkpoint_path
     )
 
 
 def distill_stage(cfg: DictConfig) -> DistillStage:
-    c = typed(cfg)
+    c = validate_config(cfg)  # each stage's own trainer values, checked
     return DistillStage(
         c.student,
         c.distill,
