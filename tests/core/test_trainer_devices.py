@@ -73,6 +73,18 @@ def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, cpuinfo, native):
     assert cpu_has_native_bf16(cpuinfo) is False
 
 
+@pytest.mark.parametrize("value", ["yes", "true", "2", "bf16"])
+def test_cpu_bf16_variable_other_than_0_or_1_is_an_error(monkeypatch, value):
+    from ilora_dllm2rec.core.errors import ConfigError
+    from ilora_dllm2rec.core.runtime import cpu_bf16_override, cpu_has_native_bf16
+
+    monkeypatch.setenv("ILORA_CPU_BF16", value)
+    with pytest.raises(ConfigError, match=f"ILORA_CPU_BF16='{value}': use 1"):
+        cpu_has_native_bf16("flags\t: avx512_bf16\n")
+    monkeypatch.setenv("ILORA_CPU_BF16", " ")  # blank = unset
+    assert cpu_bf16_override() is None
+
+
 def test_llm_weights_fall_back_to_fp32_on_a_cpu_that_emulates_bf16(monkeypatch):
     from ilora_dllm2rec.teacher import llm
 

@@ -122,6 +122,18 @@ def test_out_of_range_value_is_refused_before_any_work(tmp_path):
     assert not list((tmp_path / "result").rglob("*.ckpt"))
 
 
+def test_bad_cpu_bf16_variable_is_refused_before_a_run_folder_exists(tmp_path, monkeypatch):
+    """ILORA_CPU_BF16=yes used to be ignored (the run went on with the CPU flags' precision); now it stops."""
+    monkeypatch.setenv("ILORA_CPU_BF16", "yes")
+    proc = run_entry("run_student_baseline", tiny_overrides(tmp_path), tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: environment variable ILORA_CPU_BF16='yes': use 1 (keep bf16 on this CPU), 0 (fp32) "
+        "or leave it unset (decided from the CPU flags)"
+    )
+    assert not (tmp_path / "result").exists()
+
+
 def test_missing_llm_folder_stops_the_pipeline_before_the_baseline(tmp_path):
     proc = run_entry("run_pipeline", tiny_overrides(tmp_path) + [f"teacher.llm_path={tmp_path / 'no_model'}"], tmp_path)
     assert proc.returncode == 2

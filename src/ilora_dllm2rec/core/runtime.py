@@ -25,6 +25,8 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # The OpenMP variables as the user's environment set them, read when this module is first imported (before any
@@ -205,14 +207,26 @@ BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX512-BF
 CPU_BF16_ENV = "ILORA_CPU_BF16"  # 1: keep bf16 on any CPU (e.g. to halve a large LLM's memory); 0: never
 
 
+def cpu_bf16_override() -> bool | None:
+    """The user's ``ILORA_CPU_BF16`` choice: True (1), False (0) or None (unset: read the CPU flags). Any other
+    value is refused rather than ignored, so a typo (``yes``, ``true``) cannot silently run in another precision."""
+    value = os.environ.get(CPU_BF16_ENV, "").strip()
+    if value in ("", "0", "1"):
+        return None if value == "" else value == "1"
+    raise ConfigError(
+        f"environment variable {CPU_BF16_ENV}={value!r}: use 1 (keep bf16 on this CPU), 0 (fp32) "
+        "or leave it unset (decided from the CPU flags)"
+    )
+
+
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU computes bf16 matmuls natively (``/proc/cpuinfo`` flags). Without AVX512-BF16, AMX or
     Arm's bf16 extension, oneDNN emulates bf16, about 3.5x slower than fp32 on an AVX-512 Xeon (measured), and a
     bf16 teacher runs many times slower. Where cpuinfo cannot be read (macOS, Windows) the request is kept.
     ``ILORA_CPU_BF16=1|0`` overrides the flags."""
-    forced = os.environ.get(CPU_BF16_ENV, "").strip()
-    if forced in ("0", "1"):
-        return forced == "1"
+    forced = cpu_bf16_override()
+    if forced is not None:
+        return forced
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")

@@ -32,7 +32,7 @@ from ..core.errors import UserError
 from ..core.git_info import save_git_info
 from ..core.override_check import check_command_line, multirun_jobs
 from ..core.run_logging import RunDir, log_to_files, run_dir_problem
-from ..core.runtime import configure_threads, release_free_heap, tune_malloc
+from ..core.runtime import configure_threads, cpu_bf16_override, release_free_heap, tune_malloc
 from ..core.schema_stages import validate_config
 
 log = logging.getLogger("ilora_dllm2rec")
@@ -172,6 +172,7 @@ def check_config(cfg: DictConfig, config_name: str, checks: Sequence[ConfigCheck
     rule across keys broken (the schema, core/schema_groups.py and core/schema_stages.py), then the entry point's
     own ``checks`` (settings that only one entry point reads together)."""
     validate_config(cfg, pipeline=config_name == "run_pipeline")
+    cpu_bf16_override()  # the one environment variable that changes a run: refused here, not ignored later
     for check in checks:
         check(cfg)
 
