@@ -6,7 +6,9 @@
         [--arm-override ensemble=distill.listwise_weight=2 ...] [--ilora-export DIR]
 
 Every row is a real entry-point run (``run-student-baseline``, ``run-teacher``, ``run-distill``) in its own
-folder under ``--work-dir`` (rows already complete are reused), ``--jobs`` at a time:
+folder under ``--work-dir`` (rows already complete are reused; an ``--arm-override`` variant gets rows of its
+own, e.g. ``distill-mixed__listwise_weight_3-sasrec-42``; a row being trained by another bench command on the same
+work dir is waited for, not trained twice), ``--jobs`` at a time:
 
 - teacher members: ``--members`` SASRecs (CE, the student's own configuration) with seeds ``--teacher-seed + 1 ..``;
 - one baseline per (student, seed); the student's seed is also its distilled run's seed;
@@ -179,10 +181,7 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
             teachers[("ensemble_with_baseline", seed)] = teacher(
                 f"teacher-ensemble-with-baseline-{seed}", [*members, f"baseline-sasrec-{seed}"]
             )
-    arm_extra: dict[str, list[str]] = {}
-    for text in args.arm_override:
-        arm, _, override = text.partition("=")
-        arm_extra.setdefault(arm, []).append(override)
+    arm_extra = arm_overrides(args)
     for arm in args.arms:
         for student in args.students:
             for seed in args.seeds:
@@ -192,7 +191,7 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
                     kind = TEACHER_ARMS.get(arm, "ensemble")
                     t = teachers[(kind, student if kind == "mixed" else seed)]
                     outputs, deps = rows[t].folder / "teacher_outputs", [t]
-                name = f"distill-{arm}-{student}-{seed}"
+                name = f"distill-{arm_label(arm, arm_extra)}-{student}-{seed}"
                 add(
                     name,
                     "run-distill",
@@ -210,6 +209,44 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
     return rows
 
 
+def arm_overrides(args: argparse.Namespace) -> dict[str, list[str]]:
+    extra: dict[str, list[str]] = {}
+    for text in args.arm_override:
+        arm, _, override = text.partition("=")
+        extra.setdefault(arm, []).append(override)
+    return extra
+
+
+def arm_label(arm: str, extra: dict[str, list[str]]) -> str:
+    """The arm's name in row folders and tables; an ``--arm-override`` variant gets its own name
+    (``mixed__listwise_weight_3``), so it never reuses the complete rows of the plain arm or another variant."""
+    parts = [o.removeprefix("distill.") for o in extra.get(arm, [])]
+    return "__".join([arm, *("".join(c if c.isalnum() else "_" for c in p) for p in parts)])
+
+
+def claim(row: Row) -> bool:
+    """Take the row's lock file (``{folder}.lock``, created atomically) unless another live runner holds it:
+    two bench commands sharing a work dir then never train the same row twice; a stale lock (its process
+    gone) is taken over."""
+    lock = Path(f"{row.folder}.lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # held by a live runner
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)
+                continue
+            except PermissionError:
+                return False
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
 def execute(rows: dict[str, Row], jobs: int, threads: int) -> None:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     pending = [r for r in rows.values() if not r.done()]
@@ -219,13 +256,18 @@ def execute(rows: dict[str, Row], jobs: int, threads: int) -> None:
             if proc.poll() is None:
                 continue
             del running[name]
+            Path(f"{rows[name].folder}.lock").unlink(missing_ok=True)
             status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}; see {rows[name].folder}.log)"
             print(f"[{time.strftime('%H:%M:%S')}] {name}: {status}, {time.time() - start:.0f} s", flush=True)
             if proc.returncode != 0:
                 sys.exit(f"error: row {name} failed; fix it and rerun (complete rows are reused)")
+        for row in [r for r in pending if r.done()]:  # finished by another runner sharing the work dir
+            pending.remove(row)
         ready = [r for r in pending if all(rows[d].done() for d in r.deps)]
         while ready and len(running) < jobs:
             row = ready.pop(0)
+            if not claim(row):
+                continue  # another runner trains it; wait for its done file
             pending.remove(row)
             row.folder.parent.mkdir(parents=True, exist_ok=True)
             log = open(f"{row.folder}.log", "w")  # noqa: SIM115 (closed with the process)
@@ -265,8 +307,9 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
             stage = "distill" if name.startswith("distill") else "baseline"
             values[name] = per_user_values(row.folder, stage, data, ks)
     table, summary = [], {}
+    extra = arm_overrides(args)
     for student in args.students:
-        for arm in ["baseline", *args.arms]:
+        for arm in ["baseline", *(arm_label(a, extra) for a in args.arms)]:
             seeds = [
                 s
                 for s in args.seeds

@@ -66,3 +66,27 @@ def test_each_student_gets_its_own_mixed_teacher(ce_distill, tmp_path) -> None:
     assert not any(m.startswith("baseline-caser") for m in _members(rows["teacher-mixed-caser"]))
     assert _members(rows["teacher-ensemble"]) == ["member1", "member2", "member3"]
     assert "teacher-ensemble" in rows["distill-ensemble-caser-0"].deps
+
+
+def test_an_arm_override_variant_gets_its_own_rows(ce_distill, tmp_path) -> None:
+    """A variant must not reuse the plain arm's complete rows (it would report the preset's numbers as its own)."""
+    args = _args(tmp_path, ["sasrec"], ["mixed", "bce"])
+    args.arm_override = ["mixed=distill.listwise_weight=3", "mixed=distill.listwise_temperature=2"]
+    rows = ce_distill.plan(args)
+    variant = rows["distill-mixed__listwise_weight_3__listwise_temperature_2-sasrec-42"]
+    assert variant.argv[-3:-1] == ["distill.listwise_weight=3", "distill.listwise_temperature=2"]
+    assert "distill-mixed-sasrec-42" not in rows
+    assert "distill-bce-sasrec-42" in rows  # arms without overrides keep their names
+
+
+def test_a_row_claimed_by_a_live_runner_is_left_to_it(ce_distill, tmp_path) -> None:
+    import os
+    import subprocess
+
+    row = ce_distill.Row("r", [], tmp_path / "r", "done")
+    assert ce_distill.claim(row)
+    assert Path(f"{row.folder}.lock").read_text() == str(os.getpid())
+    assert not ce_distill.claim(row)  # held by a live process (this one)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    Path(f"{row.folder}.lock").write_text(gone.stdout.strip())
+    assert ce_distill.claim(row)  # its runner is gone: the stale lock is taken over
