@@ -86,6 +86,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-epochs", type=int, default=None, help="cap every run's epochs (smoke tests)")
     p.add_argument("--report-only", action="store_true", help="no training: compare what is complete")
     p.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="report each run's best (validation-selected, the product's choice) or last epoch: the last "
+        "epoch shows how much of a validation gain is the selection itself",
+    )
+    p.add_argument(
         "--step-cost",
         action="store_true",
         help="no training: time the distillation step per loss form against the public reference step "
@@ -279,13 +286,16 @@ def execute(rows: dict[str, Row], jobs: int, threads: int) -> None:
         time.sleep(2)
 
 
-def per_user_values(folder: Path, stage: str, data, ks: list[int]) -> dict[str, dict[str, np.ndarray]]:
+def per_user_values(
+    folder: Path, stage: str, data, ks: list[int], checkpoint: str = "best"
+) -> dict[str, dict[str, np.ndarray]]:
     from ilora_dllm2rec.core.artifacts import read_manifest
     from ilora_dllm2rec.student.evaluator import evaluate_per_sample
     from ilora_dllm2rec.student.train import load_student_checkpoint
 
     models = folder / "models" / stage
-    model, _ = load_student_checkpoint(models / read_manifest(models)["best_checkpoint"])
+    manifest = read_manifest(models)
+    model, _ = load_student_checkpoint(models / manifest[f"{checkpoint}_checkpoint"])
     model.eval()
     return {
         split: evaluate_per_sample(lambda b: model(b["seq"], b["len_seq"]), getattr(data, split), batch_size=512, ks=ks)
@@ -305,7 +315,7 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     for name, row in rows.items():
         if row.done() and not name.startswith("teacher"):
             stage = "distill" if name.startswith("distill") else "baseline"
-            values[name] = per_user_values(row.folder, stage, data, ks)
+            values[name] = per_user_values(row.folder, stage, data, ks, args.checkpoint)
     table, summary = [], {}
     extra = arm_overrides(args)
     for student in args.students:
@@ -339,7 +349,10 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
             table.append(cells)
             summary[f"{student}/{arm}"] = entry
     print(command_line())
-    print(f"seeds {args.seeds}; NDCG@10 per seed; gains paired on the same users, pooled over seeds\n")
+    print(
+        f"seeds {args.seeds}; {args.checkpoint} checkpoint of every run; NDCG@10 per seed; gains paired on the "
+        "same users, pooled over seeds\n"
+    )
     headers = [
         "student",
         "arm",
@@ -362,8 +375,17 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
             teachers.append([name, f"{result['val']['ndcg@10']:.4f}", f"{result['test']['ndcg@10']:.4f}"])
             summary[name] = {split: result[split]["ndcg@10"] for split in ("val", "test")}
     if teachers:
-        print("\nteachers (their own NDCG@10)\n")
+        print("\nteachers (their own NDCG@10, members at their best epochs)\n")
         print(markdown_table(["teacher", "val NDCG@10", "test NDCG@10"], teachers))
+    members = [
+        [name, f"{values[name]['val']['ndcg@10'].mean():.4f}", f"{values[name]['test']['ndcg@10'].mean():.4f}"]
+        for name in rows
+        if name.startswith("member") and name in values
+    ]
+    if members:
+        print(f"\nteacher members ({args.checkpoint} checkpoint)\n")
+        print(markdown_table(["member", "val NDCG@10", "test NDCG@10"], members))
+        summary["members"] = {row[0]: {"val": float(row[1]), "test": float(row[2])} for row in members}
     (args.work_dir / "summary.json").write_text(json.dumps(summary, indent=1))
 
 

@@ -90,3 +90,34 @@ def test_a_row_claimed_by_a_live_runner_is_left_to_it(ce_distill, tmp_path) -> N
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     Path(f"{row.folder}.lock").write_text(gone.stdout.strip())
     assert ce_distill.claim(row)  # its runner is gone: the stale lock is taken over
+
+
+@pytest.mark.parametrize(("checkpoint", "expected"), [("best", "epoch=3.ckpt"), ("last", "last.ckpt")])
+def test_report_reads_the_chosen_checkpoint(ce_distill, tmp_path, monkeypatch, checkpoint, expected) -> None:
+    import json
+
+    import torch
+
+    from ilora_dllm2rec.student import evaluator, train
+
+    models = tmp_path / "run" / "models" / "distill"
+    models.mkdir(parents=True)
+    (models / "manifest.json").write_text(
+        json.dumps({"best_checkpoint": "epoch=3.ckpt", "last_checkpoint": "last.ckpt"})
+    )
+    loaded = []
+
+    class Model(torch.nn.Module):
+        def forward(self, seq, len_seq):
+            return torch.zeros(len(seq), 3)
+
+    def fake_load(path: Path):
+        loaded.append(path.name)
+        return Model(), {}
+
+    monkeypatch.setattr(train, "load_student_checkpoint", fake_load)
+    monkeypatch.setattr(evaluator, "evaluate_per_sample", lambda fn, samples, **kw: {"ndcg@10": samples})
+    data = argparse.Namespace(val="v", test="t")
+    values = ce_distill.per_user_values(tmp_path / "run", "distill", data, [10], checkpoint)
+    assert loaded == [expected]
+    assert values == {"val": {"ndcg@10": "v"}, "test": {"ndcg@10": "t"}}
