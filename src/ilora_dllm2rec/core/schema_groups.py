@@ -147,6 +147,7 @@ class Train(Section):
     max_epochs: int = key(200, POSITIVE_INT)
     patience: int = key(10, NON_NEGATIVE)
     monitor: str = key("val/ndcg@10", Range(lambda v: v.startswith("val/"), "a validation metric (val/...)"))
+    monitor_window: int = key(1, POSITIVE_INT)  # select on the mean of the monitor over the last N epochs
     accelerator: str = key("auto")
     devices: Any = key("auto")
     strategy: str = key("auto")
