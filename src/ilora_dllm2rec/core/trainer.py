@@ -103,7 +103,7 @@ class WindowedMonitor(Callback):
     at the start), for checkpointing and early stopping to select on.
 
     Why: a validation maximum over many plateau epochs is mostly the upper tail of epoch-to-epoch noise (on
-    ml-100k, validation NDCG@10 moves by about 2.5% between epochs; ten epochs after their peak, models had lost
+    ml-100k, validation NDCG@10 moves by about 2.5% between epochs; ten epochs after their peak, three SASRecs had lost
     7% of it and 0.5% of their test NDCG@10: docs/BENCHMARKS.md "Validation-selected against last checkpoints").
     A trailing mean lowers that noise N-fold in variance; the checkpoint kept is the last epoch of the best window.
     Lightning has no smoothed monitor, hence this callback. The value is written into ``callback_metrics`` at
