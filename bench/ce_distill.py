@@ -236,6 +236,7 @@ def claim(row: Row) -> bool:
     two bench commands sharing a work dir then never train the same row twice; a stale lock (its process
     gone) is taken over."""
     lock = Path(f"{row.folder}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)  # a new work dir
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -276,7 +277,6 @@ def execute(rows: dict[str, Row], jobs: int, threads: int) -> None:
             if not claim(row):
                 continue  # another runner trains it; wait for its done file
             pending.remove(row)
-            row.folder.parent.mkdir(parents=True, exist_ok=True)
             log = open(f"{row.folder}.log", "w")  # noqa: SIM115 (closed with the process)
             running[row.name] = (
                 subprocess.Popen(row.argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT),

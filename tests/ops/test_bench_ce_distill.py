@@ -92,6 +92,12 @@ def test_a_row_claimed_by_a_live_runner_is_left_to_it(ce_distill, tmp_path) -> N
     assert ce_distill.claim(row)  # its runner is gone: the stale lock is taken over
 
 
+def test_the_first_claim_in_a_new_work_dir_creates_it(ce_distill, tmp_path) -> None:
+    row = ce_distill.Row("member1", [], tmp_path / "new-work-dir" / "member1", "done")
+    assert ce_distill.claim(row)
+    assert Path(f"{row.folder}.lock").is_file()
+
+
 @pytest.mark.parametrize(("checkpoint", "expected"), [("best", "epoch=3.ckpt"), ("last", "last.ckpt")])
 def test_report_reads_the_chosen_checkpoint(ce_distill, tmp_path, monkeypatch, checkpoint, expected) -> None:
     import json
