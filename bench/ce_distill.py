@@ -295,7 +295,10 @@ def per_user_values(
 
     models = folder / "models" / stage
     manifest = read_manifest(models)
-    model, _ = load_student_checkpoint(models / manifest[f"{checkpoint}_checkpoint"])
+    key = f"{checkpoint}_checkpoint"
+    if key not in manifest:  # a run written before manifests recorded last.ckpt
+        sys.exit(f"error: {models / 'manifest.json'} has no {key}; rerun that row or report --checkpoint best")
+    model, _ = load_student_checkpoint(models / manifest[key])
     model.eval()
     return {
         split: evaluate_per_sample(lambda b: model(b["seq"], b["len_seq"]), getattr(data, split), batch_size=512, ks=ks)

@@ -127,3 +127,14 @@ def test_report_reads_the_chosen_checkpoint(ce_distill, tmp_path, monkeypatch, c
     values = ce_distill.per_user_values(tmp_path / "run", "distill", data, [10], checkpoint)
     assert loaded == [expected]
     assert values == {"val": {"ndcg@10": "v"}, "test": {"ndcg@10": "t"}}
+
+
+def test_a_manifest_without_the_last_checkpoint_is_named(ce_distill, tmp_path) -> None:
+    import json
+
+    models = tmp_path / "run" / "models" / "distill"
+    models.mkdir(parents=True)
+    (models / "manifest.json").write_text(json.dumps({"best_checkpoint": "epoch=3.ckpt"}))
+    data = argparse.Namespace(val="v", test="t")
+    with pytest.raises(SystemExit, match=r"manifest\.json has no last_checkpoint"):
+        ce_distill.per_user_values(tmp_path / "run", "distill", data, [10], "last")
