@@ -19,8 +19,10 @@ from ilora_dllm2rec.core.schema_stages import OPTIONAL, Config
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ilora_dllm2rec"
 SCHEMA_FILES = {"schema.py", "schema_data.py", "schema_groups.py", "schema_stages.py"}
-# read under a computed name: report/collect.py reads cfg.eval.get(f"{stage}_checkpoint") for each stage
-COMPUTED_READS = {f"eval.{stage}_checkpoint": r'\.get\(f"\{\w+\}_checkpoint"\)' for stage in ("baseline", "distill")}
+# read under a computed name: report/collect.py reads getattr(spec, f"{stage}_checkpoint") for each stage
+COMPUTED_READS = {
+    f"eval.{stage}_checkpoint": r'getattr\(\w+, f"\{\w+\}_checkpoint"\)' for stage in ("baseline", "distill")
+}
 # the one split there is (leave-one-out, data/preprocess.py); every data fingerprint hashes it, so removing the key
 # would orphan every cached split and every earlier run's discovery by fingerprint
 KEPT = {"dataset.split.method"}

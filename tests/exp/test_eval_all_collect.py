@@ -17,7 +17,6 @@ from ilora_dllm2rec.core.run_logging import RunDir
 from ilora_dllm2rec.core.significance import paired_comparison
 from ilora_dllm2rec.data import prepare_data
 from ilora_dllm2rec.exp import stages
-from ilora_dllm2rec.report.eval_all import run_eval_all_stage
 from tests.conftest import TINY_OVERRIDES, compose_config
 
 from .helpers import run_entry
@@ -156,8 +155,20 @@ def test_collect_settings_are_checked(workspace, tmp_path, extra, key):
     cfg = _cfg(workspace, "run_eval_all", tuple(extra))
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     with pytest.raises((ConfigError, ArtifactError), match=key.replace(".", r"\.")) as info:
-        run_eval_all_stage(cfg, RunDir(tmp_path / "r"), data)
+        stages.eval_all(cfg, RunDir(tmp_path / "r"), data)
     assert "\n" not in str(info.value)
+
+
+def test_eval_all_receives_the_checked_sections(tmp_path):
+    from ilora_dllm2rec.core.schema_groups import Eval, Train
+
+    cfg = _cfg(tmp_path, "run_eval_all", ("eval.collect=all", "train.eval_batch_size=7", "general.seed=3"))
+    stage = stages.eval_stage(cfg)
+    assert isinstance(stage.eval, Eval) and stage.eval.collect == "all" and stage.eval.runs == []
+    assert isinstance(stage.train, Train) and stage.train.name == "student" and stage.train.eval_batch_size == 7
+    assert stage.paths.result_root == str(tmp_path / "result") and stage.seed == 3
+    with pytest.raises(ConfigError, match=r"eval\.runs and eval\.collect=all"):  # checked when the bundle is built
+        stages.eval_stage(_cfg(tmp_path, "run_eval_all", ("eval.collect=all", "eval.runs=[result/x]")))
 
 
 def test_chart_shows_values_gains_with_intervals_and_user_counts(tmp_path):

@@ -213,9 +213,9 @@ def test_eval_all_rejects_a_missing_checkpoint(tmp_path):
 
 def test_significance_settings_are_checked_and_can_be_turned_off():
     import numpy as np
-    from omegaconf import OmegaConf
 
     from ilora_dllm2rec.core.errors import ConfigError
+    from ilora_dllm2rec.core.schema_groups import Significance
     from ilora_dllm2rec.report.eval_all import compare_with_reference
 
     values = {m: {"ndcg@10": np.linspace(0, 1, 8), "hr@10": np.ones(8)} for m in ("baseline", "distill")}
@@ -223,7 +223,7 @@ def test_significance_settings_are_checked_and_can_be_turned_off():
 
     def cfg(**spec):
         base = {"enabled": True, "reference": "baseline", "metrics": ["ndcg@10"], "resamples": 50, "seed": 0}
-        return OmegaConf.create({"eval": {"significance": {**base, **spec}}})
+        return Significance(**{**base, **spec})
 
     out = compare_with_reference(cfg(), results, "test", values, None)
     assert out["models"]["distill"]["ndcg@10"]["p_value"] == 1.0  # identical values

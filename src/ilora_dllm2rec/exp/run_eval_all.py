@@ -15,10 +15,10 @@ from .common import hydra_entry, mark_stage_complete
 @hydra_entry("run_eval_all")
 def main(cfg: DictConfig, run: RunDir) -> None:
     from ..data import prepare_data
-    from ..report.eval_all import run_eval_all_stage
+    from .stages import eval_all
 
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
-    payload = run_eval_all_stage(cfg, run, data)
+    payload = eval_all(cfg, run, data)
     mark_stage_complete(run, "eval", {"models": sorted(payload["models"])})
 
 

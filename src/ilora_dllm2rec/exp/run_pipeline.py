@@ -42,11 +42,10 @@ def main(cfg: DictConfig, run: RunDir) -> None:
     from ..core.config import with_train_preset
     from ..data import prepare_data
     from ..distill.train import export_matcher
-    from ..report.eval_all import run_eval_all_stage
     from ..report.pipeline_report import write_report
     from ..teacher.backends import teacher_backend
     from ..teacher.llm import check_local_llm_path
-    from .stages import baseline, check_export, distill, export, teacher
+    from .stages import baseline, check_export, distill, eval_all, export, teacher
 
     overrides = command_line_overrides()
     # a missing LLM folder stops the run now, not after the baseline
@@ -83,7 +82,7 @@ def main(cfg: DictConfig, run: RunDir) -> None:
         mark_stage_complete(run, "distill", cfg=distill_cfg)
     if not leave_other_ranks():
         return  # evaluation and the report need no second process
-    run_eval_all_stage(with_train_preset(cfg, "student", overrides), run, data)
+    eval_all(with_train_preset(cfg, "student", overrides), run, data)
     report = write_report(run)
     mark_stage_complete(run, "eval")
     print(f"report: {report}")

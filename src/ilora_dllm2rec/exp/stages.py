@@ -2,7 +2,8 @@
 
 Entry points keep the DictConfig: they compose it, re-apply each stage's trainer preset
 (core/config.py ``with_train_preset``) and hash its sections for resume (exp/common.py). The stage library
-(student, teacher, distill) receives only the typed sections it reads, in one frozen bundle per stage.
+(student, teacher, distill) and the evaluation of all models (report) receive only the typed sections they read,
+in one frozen bundle per stage.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..core.run_logging import RunDir
 from ..core.schema_stages import validate_config
 from ..data import SplitData
 from ..distill.train import DistillStage, run_distill_stage
+from ..report.eval_all import EvalStage, run_eval_all_stage
 from ..student.train import BaselineStage, run_baseline_stage
 from ..teacher.interfaces import TeacherStage
 from ..teacher.stages import ExportStage, check_export_inputs, run_export_stage, train_teacher
@@ -61,6 +63,11 @@ def distill_stage(cfg: DictConfig) -> DistillStage:
     )
 
 
+def eval_stage(cfg: DictConfig) -> EvalStage:
+    c = validate_config(cfg)  # train: the student stage's, whose evaluation batch size scores the ID models
+    return EvalStage(c.eval, c.teacher, c.train, c.metrics, c.logging, c.paths, c.general.seed)
+
+
 def baseline(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     """The baseline stage with ``cfg`` (a config whose ``train`` is the student stage's)."""
     return run_baseline_stage(baseline_stage(cfg), run, data)
@@ -84,3 +91,8 @@ def check_export(cfg: DictConfig, data: SplitData, run: RunDir) -> None:
 
 def distill(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     return run_distill_stage(distill_stage(cfg), run, data)
+
+
+def eval_all(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
+    """Every model evaluated with one protocol (report/eval_all.py); ``cfg``'s ``train`` is the student stage's."""
+    return run_eval_all_stage(eval_stage(cfg), run, data)

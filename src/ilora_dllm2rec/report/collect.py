@@ -18,14 +18,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from ..core.artifacts import MANIFEST_NAME, find_input, fingerprint_matcher, read_manifest
 from ..core.distributed import is_rank_zero
 from ..core.errors import ArtifactError, ConfigError
 from ..core.run_logging import RunDir
-from ..core.schema import check
-from ..core.schema_groups import Eval
+from ..core.schema_groups import Eval, Significance
 from ..data import SplitData
 
 log = logging.getLogger(__name__)
@@ -56,26 +55,22 @@ def run_name(model_folder: Path) -> str:
     return model_folder.parent.parent.name if model_folder.parent.name == "models" else model_folder.name
 
 
-def collect_models(cfg: DictConfig, data: SplitData, run: RunDir) -> list[Candidate]:
-    """The models to evaluate, in table order; an empty list when there is none (the caller reports it)."""
-    spec = check(Eval, cfg.eval, "eval")  # also refuses eval.runs with collect=all, or with a <stage>_checkpoint
+def collect_models(spec: Eval, result_root: str, data: SplitData, run: RunDir) -> list[Candidate]:
+    """The models to evaluate, in table order; an empty list when there is none (the caller reports it).
+    ``spec`` was checked by the schema (which refuses eval.runs with collect=all, or with a <stage>_checkpoint)."""
     stages, mode, runs = list(spec.models), spec.collect, list(spec.runs)
     if runs:
         return _unique([c for entry in runs for c in _from_entry(entry, stages, data)])
     if mode == "all":
-        return _collect_all(cfg, data, run, stages)
-    return _newest(cfg, data, run, stages)
+        return _collect_all(result_root, data, run, stages)
+    return _newest(spec, result_root, data, run, stages)
 
 
-def requested_stages(cfg: DictConfig) -> list[str]:
-    return list(check(Eval, cfg.eval, "eval").models)
-
-
-def locate(cfg: DictConfig, data: SplitData, run: RunDir, name: str) -> tuple[Path, dict] | None:
+def locate(spec: Eval, result_root: str, data: SplitData, run: RunDir, name: str) -> tuple[Path, dict] | None:
     """Explicit ``eval.<name>_checkpoint`` (must exist), else this run's, else the newest matching run's."""
-    explicit = cfg.eval.get(f"{name}_checkpoint")
+    explicit = getattr(spec, f"{name}_checkpoint")
     found = find_input(
-        cfg.paths.result_root,
+        result_root,
         f"models/{name}",
         fingerprint_matcher(data.fingerprint, data.num_items),
         explicit=explicit,
@@ -86,10 +81,10 @@ def locate(cfg: DictConfig, data: SplitData, run: RunDir, name: str) -> tuple[Pa
     return None if found is None else (found.path, found.manifest)
 
 
-def _newest(cfg: DictConfig, data: SplitData, run: RunDir, stages: list[str]) -> list[Candidate]:
+def _newest(spec: Eval, result_root: str, data: SplitData, run: RunDir, stages: list[str]) -> list[Candidate]:
     out = []
     for stage in stages:
-        located = locate(cfg, data, run, stage)
+        located = locate(spec, result_root, data, run, stage)
         if located is None:
             log.warning("no %s model found for data set %s: skipped", stage, data.name)
             continue
@@ -108,8 +103,8 @@ def _candidate(folder: Path, stage: str) -> Candidate | None:
     return Candidate(f"{stage} {model} [{name}]", stage, model, name, ckpt, manifest)
 
 
-def _collect_all(cfg: DictConfig, data: SplitData, run: RunDir, stages: list[str]) -> list[Candidate]:
-    root = Path(cfg.paths.result_root)
+def _collect_all(result_root: str, data: SplitData, run: RunDir, stages: list[str]) -> list[Candidate]:
+    root = Path(result_root)
     folders = sorted(p for p in root.glob("result_*") if p.is_dir()) if root.is_dir() else []
     if all(f.resolve() != run.root.resolve() for f in folders):
         folders.append(run.root)  # a run folder outside result_root (hydra.run.dir=...): its own models count too
@@ -211,17 +206,17 @@ def other_data_sets(result_root: str | Path, data: SplitData) -> list[str]:
     return sorted(names)
 
 
-def nothing_to_evaluate(cfg: DictConfig, data: SplitData, run: RunDir) -> ArtifactError:
+def nothing_to_evaluate(spec: Eval, result_root: str, data: SplitData, run: RunDir) -> ArtifactError:
     """The error for an empty collection, after removing this invocation's still-empty run folder."""
     discard_empty_run_folder(run.root)
-    others = other_data_sets(cfg.paths.result_root, data)
+    others = other_data_sets(result_root, data)
     hint = ""
     if others:
         listed = ", ".join(f"dataset={n}" + (" (other settings)" if n == data.name else "") for n in others)
         hint = f"; the complete runs there are for {listed}: pass the data set they were trained on"
-    where = "in eval.runs" if cfg.eval.get("runs") else f"under {cfg.paths.result_root}"
+    where = "in eval.runs" if spec.runs else f"under {result_root}"
     return ArtifactError(
-        f"nothing to evaluate: no complete {'/'.join(requested_stages(cfg))} model for dataset={data.name} "
+        f"nothing to evaluate: no complete {'/'.join(spec.models)} model for dataset={data.name} "
         f"(fingerprint {data.fingerprint}) {where}{hint}; train one first (run-student-baseline, run-pipeline) or "
         "name runs with eval.runs=[...]"
     )
@@ -247,11 +242,10 @@ def discard_empty_run_folder(root: Path) -> bool:
     return True
 
 
-def resolve_reference(cfg: DictConfig, candidates: list[Candidate]) -> str | None:
+def resolve_reference(spec: Significance, candidates: list[Candidate]) -> str | None:
     """The label ``eval.significance.reference`` names: a label, or words of one (stage, model, run folder); when
     several models match, the one from the newest run folder. None when significance is off, or when the reference
     is a stage that was not evaluated (as before: no comparison)."""
-    spec = cfg.eval.significance
     if not spec.enabled:
         return None
     wanted = str(spec.reference).strip()

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from ..core.artifacts import write_json_atomic
 from ..core.errors import ConfigError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file
+from ..core.schema_groups import Eval, Logging, Metrics, Paths, Significance, Train
+from ..core.schema_stages import Teacher
 from ..core.significance import paired_comparison
 from ..core.trainer import inference_device
-from ..data import SplitData
+from ..data import SampleSet, SplitData
 from ..student.evaluator import evaluate_per_sample
 from ..student.train import load_student_checkpoint
 from .collect import collect_models, nothing_to_evaluate, resolve_reference
@@ -30,8 +32,22 @@ from .plots import bar_chart, markdown_table
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class EvalStage:
+    """The sections the evaluation of all models reads; ``train``: the student stage's trainer (its evaluation
+    batch size and accelerator), ``teacher``: this run's teacher section (an LLM teacher's inference settings)."""
+
+    eval: Eval
+    teacher: Teacher
+    train: Train
+    metrics: Metrics
+    logging: Logging
+    paths: Paths
+    seed: int
+
+
 def score_fn_for(
-    name: str, ckpt: Path, manifest: dict, data: SplitData, cfg: DictConfig
+    name: str, ckpt: Path, manifest: dict, data: SplitData, stage: EvalStage
 ) -> tuple[Callable[[dict], torch.Tensor], int, bool]:
     """``(score(batch) -> [B, N], batch size, is_llm)`` for a model of stage ``name``."""
     if name == "teacher":
@@ -39,38 +55,41 @@ def score_fn_for(
 
         backend = teacher_backend(str(manifest.get("backend", "ilora")))  # manifests before the key: iLoRA
         # an LLM teacher's inference-only padding: this run's value wins (none when teacher= is an ID teacher)
-        teacher = backend.load(ckpt, data, str(cfg.paths.model_cache_dir), cfg.teacher.get("pad_to_multiple_of"))
+        pad = getattr(stage.teacher, "pad_to_multiple_of", None)
+        teacher = backend.load(ckpt, data, str(stage.paths.model_cache_dir), pad)
         if backend.uses_llm:
             device = inference_device(
-                str(cfg.train.accelerator)
+                str(stage.train.accelerator)
             )  # an LLM on the GPU when there is one; the ID models stay on the CPU
             teacher.to(device)
 
             def score(b: dict) -> torch.Tensor:
                 return teacher.score(b["seq"].to(device), b["len_seq"].to(device)).float().cpu()
 
-            return score, int(cfg.teacher.eval_batch_size), True
-        return lambda b: teacher.score(b["seq"], b["len_seq"]), int(cfg.train.eval_batch_size), False
+            return score, int(stage.teacher.eval_batch_size), True
+        return lambda b: teacher.score(b["seq"], b["len_seq"]), int(stage.train.eval_batch_size), False
     model, _ = load_student_checkpoint(ckpt)
-    return lambda b: model(b["seq"], b["len_seq"]), int(cfg.train.eval_batch_size), False
+    return lambda b: model(b["seq"], b["len_seq"]), int(stage.train.eval_batch_size), False
 
 
-def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
-    candidates = collect_models(cfg, data, run)
-    if not candidates:
-        raise nothing_to_evaluate(cfg, data, run)  # before any file is written: the empty run folder is removed
-    reference = resolve_reference(cfg, candidates)
+def run_eval_all_stage(stage: EvalStage, run: RunDir, data: SplitData) -> dict:
+    """Evaluate the collected models; returns the payload written to ``all_evaluation_results.json``."""
+    spec, result_root = stage.eval, stage.paths.result_root
+    candidates = collect_models(spec, result_root, data, run)
+    if not candidates:  # before any file is written: the empty run folder is removed
+        raise nothing_to_evaluate(spec, result_root, data, run)
+    reference = resolve_reference(spec.significance, candidates)
     results: dict[str, dict] = {}
     id_scorers: dict[str, tuple] = {}  # non-LLM models, kept to re-score them on an LLM teacher's users
-    split = str(cfg.eval.split)
+    split = str(spec.split)
     per_user: dict[str, dict[str, np.ndarray]] = {}  # each model's per-user values on the eval split
     with stage_log_file(run, "eval") as slog:
         for c in candidates:
-            score_fn, batch_size, is_llm = score_fn_for(c.stage, c.ckpt, c.manifest, data, cfg)
+            score_fn, batch_size, is_llm = score_fn_for(c.stage, c.ckpt, c.manifest, data, stage)
             entry = {"checkpoint": str(c.ckpt), "stage": c.stage, "model": c.model, "run": c.run}
             for part in ("val", "test"):
-                samples = teacher_eval_samples(cfg, data, part) if is_llm else getattr(data, part)
-                values = _evaluate(cfg, score_fn, samples, batch_size, f"{c.label} {part}")
+                samples = teacher_eval_samples(stage, data, part) if is_llm else getattr(data, part)
+                values = _evaluate(stage, score_fn, samples, batch_size, f"{c.label} {part}")
                 entry[part] = _means(values)
                 if part == split:
                     per_user[c.label] = values
@@ -82,13 +101,15 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
             "data_set": data.name,
             "data_fingerprint": data.fingerprint,
             "split": split,
-            "collect": "runs" if cfg.eval.get("runs") else str(cfg.eval.get("collect") or "newest"),
+            "collect": "runs" if spec.runs else str(spec.collect),
             "models": results,
         }
-        same, same_per_user = same_users_comparison(cfg, data, split, results, id_scorers, per_user)
+        same, same_per_user = same_users_comparison(stage, data, split, results, id_scorers, per_user)
         if same is not None:
             payload["same_users"] = same
-        significance = compare_with_reference(cfg, results, split, per_user, same_per_user, reference=reference)
+        significance = compare_with_reference(
+            spec.significance, results, split, per_user, same_per_user, reference=reference
+        )
         if significance:
             payload["significance"] = significance
         write_json_atomic(run.root / "all_evaluation_results.json", payload)
@@ -110,14 +131,14 @@ def run_eval_all_stage(cfg: DictConfig, run: RunDir, data: SplitData) -> dict:
     return payload
 
 
-def _evaluate(cfg: DictConfig, score_fn, samples, batch_size: int, description: str) -> dict[str, np.ndarray]:
+def _evaluate(stage: EvalStage, score_fn, samples, batch_size: int, description: str) -> dict[str, np.ndarray]:
     return evaluate_per_sample(
         score_fn,
         samples,
         batch_size=batch_size,
-        ks=list(cfg.metrics.ks),
-        exclude_history=bool(cfg.metrics.exclude_history),
-        progress=bool(cfg.logging.progress_bar),
+        ks=list(stage.metrics.ks),
+        exclude_history=bool(stage.metrics.exclude_history),
+        progress=bool(stage.logging.progress_bar),
         description=description,
     )
 
@@ -129,7 +150,7 @@ def _means(values: dict[str, np.ndarray]) -> dict:
 
 
 def compare_with_reference(
-    cfg: DictConfig,
+    spec: Significance,
     results: dict[str, dict],
     split: str,
     per_user: dict[str, dict[str, np.ndarray]],
@@ -139,7 +160,6 @@ def compare_with_reference(
     """Every model against the reference (``reference``: a row label, by default ``eval.significance.reference``)
     on the same users (core/significance.py): on all users when both were scored on all of them, else on the LLM
     teacher's users."""
-    spec = cfg.eval.significance
     reference = str(spec.reference) if reference is None else reference
     if not spec.enabled or reference not in results or len(results) < 2:
         return None
@@ -162,14 +182,14 @@ def compare_with_reference(
     return out
 
 
-def teacher_eval_samples(cfg: DictConfig, data: SplitData, split: str):
+def teacher_eval_samples(stage: EvalStage, data: SplitData, split: str) -> SampleSet:
     from ..teacher.evaluation import teacher_eval_samples as samples  # lazy: the teacher package imports transformers
 
-    return samples(cfg.teacher.get("max_eval_samples"), int(cfg.general.seed), data, split)
+    return samples(getattr(stage.teacher, "max_eval_samples", None), int(stage.seed), data, split)
 
 
 def same_users_comparison(
-    cfg: DictConfig,
+    stage: EvalStage,
     data: SplitData,
     split: str,
     results: dict[str, dict],
@@ -185,12 +205,12 @@ def same_users_comparison(
     full = len(getattr(data, split))
     if not any(r[split]["num_samples"] < full for r in results.values()):
         return None, None
-    samples = teacher_eval_samples(cfg, data, split)
+    samples = teacher_eval_samples(stage, data, split)
     models, values = {}, {}
     for name, entry in results.items():
         if name in id_scorers:
             score_fn, batch_size = id_scorers[name]
-            values[name] = _evaluate(cfg, score_fn, samples, batch_size, f"{name} {split} (teacher's users)")
+            values[name] = _evaluate(stage, score_fn, samples, batch_size, f"{name} {split} (teacher's users)")
             models[name] = _means(values[name])
         else:
             values[name] = per_user[name]
