@@ -38,7 +38,7 @@ def load_torch_file(path: str | Path, *, kind: str, remedy: str, weights_only: b
     """``torch.load(path)`` on the CPU; any failure becomes one line: ``{path} is not a {kind}: ...; {remedy}``.
 
     ``weights_only=True`` (tensors, containers, primitives) is the default and must stay so for files of unknown
-    origin; ``False`` only where a Lightning checkpoint needs more, as before this helper existed.
+    origin; ``False`` only where a Lightning checkpoint needs more.
     """
     import torch
 

@@ -245,7 +245,7 @@ def discard_empty_run_folder(root: Path) -> bool:
 def resolve_reference(spec: Significance, candidates: list[Candidate]) -> str | None:
     """The label ``eval.significance.reference`` names: a label, or words of one (stage, model, run folder); when
     several models match, the one from the newest run folder. None when significance is off, or when the reference
-    is a stage that was not evaluated (as before: no comparison)."""
+    is a stage that was not evaluated (then there is no comparison)."""
     if not spec.enabled:
         return None
     wanted = str(spec.reference).strip()

@@ -68,7 +68,7 @@ class SequentialRecommender(nn.Module):
             raise ValueError(
                 f"LLM item embeddings must have shape [num_items={self.num_items}, D], got {tuple(embeddings.shape)}"
             )
-        # follow the model's device: the projection used to be created on CPU even for a GPU model
+        # follow the model's device, so a GPU model gets its projection on the GPU
         device = self.item_embedding.weight.device
         self.llm_item_embeddings = embeddings.detach().to(device=device, dtype=torch.float32).clone()
         self.llm_projection = nn.Linear(embeddings.shape[1], self.hidden_size, device=device)

@@ -77,7 +77,7 @@ def load_teacher_checkpoint(
         raise ArtifactError(
             f"teacher checkpoint not found: {path}; run run-teacher or fix distill.teacher_checkpoint_path"
         )
-    # weights_only=False as before this helper: a teacher checkpoint carries more than tensors and containers
+    # weights_only=False: a teacher checkpoint carries more than tensors and containers
     ckpt = load_checkpoint(
         path, kind="teacher checkpoint", remedy=TEACHER_REMEDY, weights_only=False, required=("teacher_meta",)
     )
