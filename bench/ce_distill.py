@@ -79,6 +79,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--members", type=int, default=3, help="SASRec members of the ensemble teacher")
     p.add_argument("--teacher-seed", type=int, default=100, help="members get seeds teacher-seed + 1 ..")
     p.add_argument("--arm-override", action="append", default=[], help="ARM=key=value: extra distillation override")
+    p.add_argument(
+        "--teacher-override",
+        action="append",
+        default=[],
+        help="TEACHER=key=value: extra run-teacher override for one teacher kind (ensemble, self, "
+        "ensemble_with_baseline, mixed), e.g. mixed=teacher.export.top_n=300; its teacher and distilled rows "
+        "get names of their own",
+    )
     p.add_argument("--override", action="append", default=[], help="Hydra override for every run")
     p.add_argument("--ilora-export", type=Path, default=None, help="teacher_outputs folder of an iLoRA export")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
@@ -160,14 +168,24 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
                 [f"student={student}", f"general.seed={seed}"],
             )
 
-    def teacher(name: str, member_rows: list[str]) -> str:
+    teacher_extra = overrides_by_key(args.teacher_override)
+
+    def teacher(kind: str, name: str, member_rows: list[str]) -> str:
+        name = variant_name(name, teacher_extra.get(kind, []))
+        if name in rows:
+            return name
         paths = ",".join(str(rows[m].folder / "models" / "baseline") for m in member_rows)
         add(
             name,
             "run-teacher",
             w / name,
             "teacher_outputs/manifest.json",
-            ["teacher=ensemble", "teacher.num_members=0", f"teacher.checkpoints=[{paths}]"],
+            [
+                "teacher=ensemble",
+                "teacher.num_members=0",
+                f"teacher.checkpoints=[{paths}]",
+                *teacher_extra.get(kind, []),
+            ],
             member_rows,
         )
         return name
@@ -175,18 +193,17 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
     teachers: dict[tuple[str, int], str] = {}
     for student in args.students if "mixed" in needs else ():
         others = [f"baseline-{o}-{s}" for o in STUDENTS if o != student for s in args.seeds]
-        teachers[("mixed", student)] = teacher(f"teacher-mixed-{student}", [*members, *others])
+        teachers[("mixed", student)] = teacher("mixed", f"teacher-mixed-{student}", [*members, *others])
     for seed in args.seeds:
         if "ensemble" in needs:
-            teachers[("ensemble", seed)] = (
-                "teacher-ensemble" if "teacher-ensemble" in rows else teacher("teacher-ensemble", members)
-            )
+            teachers[("ensemble", seed)] = teacher("ensemble", "teacher-ensemble", members)
         if "self" in needs:
-            own = "teacher-self"
-            teachers[("self", seed)] = own if own in rows else teacher(own, members[:1])
+            teachers[("self", seed)] = teacher("self", "teacher-self", members[:1])
         if "ensemble_with_baseline" in needs:
             teachers[("ensemble_with_baseline", seed)] = teacher(
-                f"teacher-ensemble-with-baseline-{seed}", [*members, f"baseline-sasrec-{seed}"]
+                "ensemble_with_baseline",
+                f"teacher-ensemble-with-baseline-{seed}",
+                [*members, f"baseline-sasrec-{seed}"],
             )
     arm_extra = arm_overrides(args)
     for arm in args.arms:
@@ -198,7 +215,7 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
                     kind = TEACHER_ARMS.get(arm, "ensemble")
                     t = teachers[(kind, student if kind == "mixed" else seed)]
                     outputs, deps = rows[t].folder / "teacher_outputs", [t]
-                name = f"distill-{arm_label(arm, arm_extra)}-{student}-{seed}"
+                name = f"distill-{arm_label(arm, arm_extra, teacher_extra)}-{student}-{seed}"
                 add(
                     name,
                     "run-distill",
@@ -216,19 +233,32 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
     return rows
 
 
-def arm_overrides(args: argparse.Namespace) -> dict[str, list[str]]:
+def overrides_by_key(texts: list[str]) -> dict[str, list[str]]:
+    """``["mixed=distill.x=3", ...]`` -> ``{"mixed": ["distill.x=3"], ...}``."""
     extra: dict[str, list[str]] = {}
-    for text in args.arm_override:
+    for text in texts:
         arm, _, override = text.partition("=")
         extra.setdefault(arm, []).append(override)
     return extra
 
 
-def arm_label(arm: str, extra: dict[str, list[str]]) -> str:
-    """The arm's name in row folders and tables; an ``--arm-override`` variant gets its own name
-    (``mixed__listwise_weight_3``), so it never reuses the complete rows of the plain arm or another variant."""
-    parts = [o.removeprefix("distill.") for o in extra.get(arm, [])]
-    return "__".join([arm, *("".join(c if c.isalnum() else "_" for c in p) for p in parts)])
+def arm_overrides(args: argparse.Namespace) -> dict[str, list[str]]:
+    return overrides_by_key(args.arm_override)
+
+
+def variant_name(name: str, overrides: list[str]) -> str:
+    """``name`` plus its overrides (``mixed__listwise_weight_3``), so a variant never reuses the complete rows of
+    the plain row or of another variant."""
+    parts = [o.removeprefix("distill.").removeprefix("teacher.") for o in overrides]
+    return "__".join([name, *("".join(c if c.isalnum() else "_" for c in p) for p in parts)])
+
+
+def arm_label(arm: str, extra: dict[str, list[str]], teacher_extra: dict[str, list[str]] | None = None) -> str:
+    """The arm's name in row folders and tables: its teacher's overrides (``--teacher-override`` of the arm's
+    teacher kind) and then its own (``--arm-override``)."""
+    kind = TEACHER_ARMS.get(arm, "ensemble") if arm != "ilora" else None
+    teacher_parts = (teacher_extra or {}).get(kind, []) if kind else []
+    return variant_name(arm, [*teacher_parts, *extra.get(arm, [])])
 
 
 def claim(row: Row) -> bool:
@@ -320,9 +350,9 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
             stage = "distill" if name.startswith("distill") else "baseline"
             values[name] = per_user_values(row.folder, stage, data, ks, args.checkpoint)
     table, summary = [], {}
-    extra = arm_overrides(args)
+    extra, teacher_extra = arm_overrides(args), overrides_by_key(args.teacher_override)
     for student in args.students:
-        for arm in ["baseline", *(arm_label(a, extra) for a in args.arms)]:
+        for arm in ["baseline", *(arm_label(a, extra, teacher_extra) for a in args.arms)]:
             seeds = [
                 s
                 for s in args.seeds

@@ -30,6 +30,7 @@ def _args(tmp_path: Path, students: list[str], arms: list[str]) -> argparse.Name
         members=3,
         teacher_seed=100,
         arm_override=[],
+        teacher_override=[],
         override=[],
         ilora_export=None,
         max_epochs=None,
@@ -77,6 +78,21 @@ def test_an_arm_override_variant_gets_its_own_rows(ce_distill, tmp_path) -> None
     assert variant.argv[-3:-1] == ["distill.listwise_weight=3", "distill.listwise_temperature=2"]
     assert "distill-mixed-sasrec-42" not in rows
     assert "distill-bce-sasrec-42" in rows  # arms without overrides keep their names
+
+
+def test_a_teacher_override_gives_the_teacher_and_its_students_rows_of_their_own(ce_distill, tmp_path) -> None:
+    args = _args(tmp_path, ["sasrec"], ["mixed", "ensemble"])
+    args.teacher_override = ["mixed=teacher.export.top_n=300"]
+    args.arm_override = ["mixed=distill.listwise_weight=3"]
+    rows = ce_distill.plan(args)
+    teacher = rows["teacher-mixed-sasrec__export_top_n_300"]
+    assert "teacher.export.top_n=300" in teacher.argv
+    assert "teacher-mixed-sasrec" not in rows
+    distill = rows["distill-mixed__export_top_n_300__listwise_weight_3-sasrec-42"]
+    assert distill.deps == [teacher.name]
+    assert f"distill.teacher_outputs_dir={teacher.folder / 'teacher_outputs'}" in distill.argv
+    assert "teacher.export.top_n=300" not in rows["teacher-ensemble"].argv  # other kinds keep theirs
+    assert "distill-ensemble-sasrec-0" in rows
 
 
 def test_a_row_claimed_by_a_live_runner_is_left_to_it(ce_distill, tmp_path) -> None:
