@@ -115,6 +115,40 @@ def test_stage_trains_members_adds_checkpoints_and_exports(tiny_cfg, tmp_path, b
     assert outputs.item_embeddings.shape == (data.num_items, 16 + 16 + 16)
 
 
+def test_members_of_several_kinds(tiny_cfg, tmp_path, baseline):
+    """teacher.member_models: the kinds in turn; another kind keeps teacher.model's sizes and its own defaults."""
+    data, _ = baseline
+    cfg = ensemble_cfg(tiny_cfg, ["teacher.num_members=3", "teacher.member_models=[gru4rec,sasrec]"])
+    run = RunDir(tmp_path / "result" / "result_20000101_000000")
+    payload = stages.teacher(cfg, run, data)
+    folder = run.root / "models" / "teacher"
+    members = [load_student_checkpoint(folder / f"member_{i}" / "best.ckpt") for i in range(3)]
+    kinds = [hparams["student_cfg"]["name"] for _, hparams in members]
+    assert kinds == ["gru4rec", "sasrec", "gru4rec"]
+    gru = members[0][1]["student_cfg"]
+    assert (gru["emb_size"], gru["hidden_size"], gru["dropout"]) == (16, 16, 0.1)  # teacher.model's sizes
+    assert gru["max_seq_len"] == int(cfg.teacher.model.max_seq_len)
+    assert members[1][1]["student_cfg"]["num_blocks"] == int(cfg.teacher.model.num_blocks)  # its own kind: model
+    assert [m["model"] for m in payload["members"].values()] == ["GRU4Rec", "SASRec", "GRU4Rec"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["teacher.member_models=[caser]", "teacher.model.max_seq_len=3"], r"teacher.member_models\[0\].filter_heights"),
+        (["teacher.member_models=[gru4rec]", "teacher.num_members=0", "teacher.checkpoints=[x]"],
+         "teacher.member_models is set but teacher.num_members=0"),
+        (["teacher.member_models=[bert4rec]"], r"teacher.member_models.*bert4rec"),
+    ],
+)  # fmt: skip
+def test_member_models_errors_name_the_key(tiny_cfg, tmp_path, baseline, extra, message):
+    data, _ = baseline
+    run = RunDir(tmp_path / "result" / "result_20000101_000000")
+    with pytest.raises(ConfigError, match=message):
+        stages.teacher(ensemble_cfg(tiny_cfg, extra), run, data)
+    assert not (run.root / "models" / "teacher").exists()
+
+
 def test_stage_errors_before_training(tiny_cfg, tmp_path, baseline):
     data, _ = baseline
     run = RunDir(tmp_path / "result" / "result_20000101_000000")

@@ -25,6 +25,11 @@ from .schema import (
 from .schema_data import Dataset, SasrecModel, Student, StudentModel
 from .schema_groups import Active, Eval, General, Logging, Metrics, Paths, Train
 
+# StudentModel keys every member of a teacher=ensemble shares with teacher.model, whatever its kind; dropout and
+# the architecture's own keys keep that kind's defaults (GRU4Rec's dropout is 0.1, the others' 0.2).
+SHARED_MODEL_KEYS = ("emb_size", "hidden_size", "max_seq_len", "head", "history_bias", "loss", "n_neg", "dros_alpha",
+                     "dros_beta")  # fmt: skip
+
 
 @frozen
 class Export(Section):
@@ -90,12 +95,31 @@ class EnsembleTeacher(IdTeacher):
 
     model: StudentModel = key(SasrecModel(name="sasrec", num_blocks=2))
     num_members: int = key(3, NON_NEGATIVE)
+    member_models: list[Literal["sasrec", "gru4rec", "caser"]] = key([])
     checkpoints: list[str] = key([])
     combine: Literal["zscore", "log_softmax"] = key("zscore")
+
+    def member_model(self, index: int) -> StudentModel:
+        """The model of trained member ``index``: kind ``member_models[index % len]`` (``model.name`` when the list
+        is empty); ``model`` itself for its own kind, else that kind's defaults (conf/student/<kind>.yaml) with
+        ``model``'s shared keys (sizes, sequence length, head, history bias, loss)."""
+        kinds = self.member_models or [self.model.name]
+        kind = kinds[index % len(kinds)]
+        if kind == self.model.name:
+            return self.model
+        shared = {name: getattr(self.model, name) for name in SHARED_MODEL_KEYS}
+        return check(StudentModel, {"name": kind, **shared}, f"teacher.member_models[{index % len(kinds)}]")
 
     def rules(self) -> Iterator[tuple[str, str]]:
         if self.num_members + len(self.checkpoints) < 1:
             yield "num_members", "{key}=0 and no teacher.checkpoints: the ensemble needs at least one member"
+        if self.member_models and not self.num_members:
+            yield "member_models", "{key} is set but teacher.num_members=0 trains no member: set num_members"
+        for index in range(min(self.num_members, len(self.member_models))):
+            try:
+                self.member_model(index)
+            except ConfigError as exc:
+                yield "member_models", str(exc)
 
 
 @frozen

@@ -7,8 +7,10 @@ broken one. Averaging a few independently trained models is the cheapest reliabl
 answers "does distillation move the student towards a better teacher" and, next to the LLM teacher, how much
 an LLM is worth over the best ID-based teacher one can build.
 
-Members: ``teacher.num_members`` models of ``teacher.model`` trained here with seeds ``general.seed + 1 ..``
-(so none repeats a baseline trained with ``general.seed``), plus any existing student or ID-teacher
+Members: ``teacher.num_members`` models trained here with seeds ``general.seed + 1 ..`` (so none repeats a
+baseline trained with ``general.seed``), of ``teacher.model`` or, with ``teacher.member_models`` (e.g.
+``[sasrec, gru4rec, caser]``), of those kinds in turn: a teacher of several kinds is stronger on test than one of
+SASRecs alone (docs/BENCHMARKS.md "Distillation for the CE student"), plus any existing student or ID-teacher
 checkpoints in ``teacher.checkpoints`` (any architecture, same data set). Scores are combined per user:
 ``zscore`` averages each member's scores standardised over the catalogue (members' score scales differ),
 ``log_softmax`` averages their log-probabilities. ``all_embeddings.pt`` is the members' item tables side by
@@ -133,17 +135,22 @@ def run_ensemble_teacher_stage(stage_cfg: TeacherStage, run: RunDir, data: Split
         )
     external_models = load_members(external, data)  # fail before training anything
     folder = run.models(stage)
-    model_cfg = dataclasses.asdict(tcfg.model)  # as the checkpoints store it: a plain dict
+    # as the checkpoints store them: plain dicts
+    model_cfgs = [dataclasses.asdict(tcfg.member_model(i)) for i in range(num_members)]
     with stage_log_file(run, stage) as slog:
         trained: list[Path] = []
         best_epochs: dict[Path, int] = {}
         with time_block(run, "teacher_train_time_total"):
             for i in range(num_members):
                 seed = c.seed + 1 + i
+                model_cfg = model_cfgs[i]
                 best, best_epochs[best] = train_id_model(
                     c.train, c.metrics, c.logging, run, data, model_cfg, f"{stage}/member_{i}", seed
                 )
-                slog.info("ensemble member %d (seed %d): best epoch %d, %s", i, seed, best_epochs[best], best)
+                slog.info(
+                    "ensemble member %d (%s, seed %d): best epoch %d, %s",
+                    i, model_cfg["name"], seed, best_epochs[best], best,
+                )  # fmt: skip
                 trained.append(best)
         paths = trained + external
         members = load_members(trained, data) + external_models
@@ -151,7 +158,7 @@ def run_ensemble_teacher_stage(stage_cfg: TeacherStage, run: RunDir, data: Split
         per_member = {}
         for path, model in zip(paths, members, strict=True):
             splits = evaluate_splits(model, data, c.metrics, int(c.train.eval_batch_size), c.logging.progress_bar)
-            per_member[str(path)] = {"best_epoch": best_epochs.get(path), **splits}
+            per_member[str(path)] = {"model": type(model).__name__, "best_epoch": best_epochs.get(path), **splits}
         results = {
             split: evaluate(
                 lambda b: teacher.score(b["seq"], b["len_seq"]),
