@@ -3,20 +3,23 @@
     PYTHONPATH=src:bench python bench/ce_distill.py --data-dir ../shared/data/ml-100k \
         --work-dir result/bench/ce_distill \
         [--seeds 42,0,1] [--students sasrec,gru4rec,caser] [--arms ensemble,self,bce] [--jobs 2 --threads 1] \
-        [--arm-override ensemble=distill.listwise_weight=2 ...] [--ilora-export DIR]
+        [--arm-override ensemble=distill.listwise_weight=2 ...] [--teacher-override mixed=teacher.export.top_n=300 ...]
+        [--mixed-seeds 42,0,1] [--ilora-export DIR]
 
 Every row is a real entry-point run (``run-student-baseline``, ``run-teacher``, ``run-distill``) in its own
 folder under ``--work-dir`` (rows already complete are reused; an ``--arm-override`` variant gets rows of its
-own, e.g. ``distill-mixed__listwise_weight_3-sasrec-42``; a row being trained by another bench command on the same
-work dir is waited for, not trained twice), ``--jobs`` at a time:
+own, e.g. ``distill-mixed__listwise_weight_3-sasrec-42``, a ``--teacher-override`` variant a teacher row of its own;
+a complete row that ran with other overrides than planned stops the bench instead of being reused; a row being
+trained by another bench command on the same work dir is waited for, not trained twice), ``--jobs`` at a time:
 
 - teacher members: ``--members`` SASRecs (CE, the student's own configuration) with seeds ``--teacher-seed + 1 ..``;
 - one baseline per (student, seed); the student's seed is also its distilled run's seed;
 - teachers (export only, every training row, ``teacher=ensemble`` with the members as checkpoints,
   ``combine=log_softmax``): ``ensemble`` (all members), ``self`` (the first member alone: a same-size SASRec
   with another seed, the born-again control), ``ensemble_with_baseline`` (the members plus the student's own
-  SASRec baseline of that seed), ``mixed`` (the members plus the CE baselines of the other two architectures, every
-  seed: a teacher that differs from its student in kind, never containing the student's own baseline);
+  SASRec baseline of that seed), ``mixed`` (the members plus the CE baselines of the other two architectures of
+  every ``--mixed-seeds`` seed: a teacher that differs from its student in kind, never containing the student's
+  own baseline);
 - arms: a teacher plus distillation settings. ``ensemble``, ``self``, ``ensemble_with_baseline``, ``mixed`` use the
   settings of ``experiment=ml100k_ce_distill``; ``bce`` is the ensemble teacher with DLLM2Rec's BCE form of
   ranking distillation (``distill.rd_form=bce``, the listwise term off) as the comparison row; ``ilora`` needs
@@ -76,6 +79,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", default="42,0,1", help="student seeds")
     p.add_argument("--students", default="sasrec,gru4rec,caser")
     p.add_argument("--arms", default="ensemble,self,bce", help=f"comma list of {', '.join(ARMS)}")
+    p.add_argument(
+        "--mixed-seeds",
+        default=None,
+        help="seeds of the other kinds' baselines in the mixed teacher (default: --seeds); keep 42,0,1 to reuse "
+        "that teacher for more student seeds",
+    )
     p.add_argument("--members", type=int, default=3, help="SASRec members of the ensemble teacher")
     p.add_argument("--teacher-seed", type=int, default=100, help="members get seeds teacher-seed + 1 ..")
     p.add_argument("--arm-override", action="append", default=[], help="ARM=key=value: extra distillation override")
@@ -110,6 +119,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="--step-cost: interleaved rounds (best kept)")
     args = p.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args.mixed_seeds = [int(s) for s in args.mixed_seeds.split(",") if s.strip()] if args.mixed_seeds else None
     args.students = [s.strip() for s in args.students.split(",") if s.strip()]
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = sorted(set(args.arms) - set(ARMS))
@@ -157,16 +167,19 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
         )
         members.append(name)
     needs = {TEACHER_ARMS.get(a, "ensemble") for a in args.arms if a != "ilora"}
-    for student in STUDENTS if "mixed" in needs else args.students:
-        for seed in args.seeds:
-            name = f"baseline-{student}-{seed}"
-            add(
-                name,
-                "run-student-baseline",
-                w / name,
-                "models/baseline/manifest.json",
-                [f"student={student}", f"general.seed={seed}"],
-            )
+    mixed_seeds = args.mixed_seeds or args.seeds
+    baselines = [(student, seed) for student in args.students for seed in args.seeds]
+    if "mixed" in needs:
+        baselines += [(other, seed) for other in STUDENTS for seed in mixed_seeds]
+    for student, seed in dict.fromkeys(baselines):
+        name = f"baseline-{student}-{seed}"
+        add(
+            name,
+            "run-student-baseline",
+            w / name,
+            "models/baseline/manifest.json",
+            [f"student={student}", f"general.seed={seed}"],
+        )
 
     teacher_extra = overrides_by_key(args.teacher_override)
 
@@ -192,7 +205,7 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
 
     teachers: dict[tuple[str, int], str] = {}
     for student in args.students if "mixed" in needs else ():
-        others = [f"baseline-{o}-{s}" for o in STUDENTS if o != student for s in args.seeds]
+        others = [f"baseline-{o}-{s}" for o in STUDENTS if o != student for s in mixed_seeds]
         teachers[("mixed", student)] = teacher("mixed", f"teacher-mixed-{student}", [*members, *others])
     for seed in args.seeds:
         if "ensemble" in needs:
@@ -283,6 +296,26 @@ def claim(row: Row) -> bool:
         os.close(fd)
         return True
     return False
+
+
+def check_reused(rows: dict[str, Row]) -> None:
+    """A complete row is reused only when it ran with exactly the overrides planned for it now (its
+    ``.hydra/overrides.yaml``): a row of other settings under the same name (another ``--override``, other
+    ``--mixed-seeds``, a moved work dir) would otherwise be reported as this plan's."""
+    import yaml
+
+    for row in rows.values():
+        recorded = row.folder / ".hydra" / "overrides.yaml"
+        if not row.done() or not recorded.is_file():
+            continue
+        planned = [a for a in row.argv[1:] if not a.startswith("hydra.run.dir=")]
+        ran = [str(a) for a in yaml.safe_load(recorded.read_text()) or []]
+        if ran != planned:
+            differ = sorted({a.split("=", 1)[0] for a in set(ran) ^ set(planned)})
+            sys.exit(
+                f"error: {row.folder} is a complete run of other settings ({', '.join(differ)} differ): use another "
+                "--work-dir, or remove that folder to rerun it"
+            )
 
 
 def execute(rows: dict[str, Row], jobs: int, threads: int) -> None:
@@ -519,6 +552,7 @@ def step_cost(args: argparse.Namespace, rows: dict[str, Row]) -> None:
 def main() -> None:
     args = parse_args()
     rows = plan(args)
+    check_reused(rows)
     if args.step_cost:
         step_cost(args, rows)
         return

@@ -31,6 +31,7 @@ def _args(tmp_path: Path, students: list[str], arms: list[str]) -> argparse.Name
         teacher_seed=100,
         arm_override=[],
         teacher_override=[],
+        mixed_seeds=None,
         override=[],
         ilora_export=None,
         max_epochs=None,
@@ -93,6 +94,35 @@ def test_a_teacher_override_gives_the_teacher_and_its_students_rows_of_their_own
     assert f"distill.teacher_outputs_dir={teacher.folder / 'teacher_outputs'}" in distill.argv
     assert "teacher.export.top_n=300" not in rows["teacher-ensemble"].argv  # other kinds keep theirs
     assert "distill-ensemble-sasrec-0" in rows
+
+
+def test_more_student_seeds_can_share_the_mixed_teacher_of_fewer(ce_distill, tmp_path) -> None:
+    args = _args(tmp_path, ["sasrec"], ["mixed"])
+    args.seeds, args.mixed_seeds = [42, 0, 2], [42, 0]
+    rows = ce_distill.plan(args)
+    assert _members(rows["teacher-mixed-sasrec"])[3:] == [
+        "baseline-gru4rec-42", "baseline-gru4rec-0", "baseline-caser-42", "baseline-caser-0",
+    ]  # fmt: skip
+    assert "baseline-sasrec-2" in rows and "baseline-gru4rec-2" not in rows
+    assert rows["distill-mixed-sasrec-2"].deps == ["teacher-mixed-sasrec"]
+
+
+def test_a_complete_row_of_other_settings_is_not_reused(ce_distill, tmp_path) -> None:
+    """A complete row whose recorded overrides differ from the plan stops the bench, naming the folder and keys."""
+    rows = ce_distill.plan(_args(tmp_path, ["sasrec"], ["mixed"]))
+    teacher = rows["teacher-mixed-sasrec"]
+    (teacher.folder / "teacher_outputs").mkdir(parents=True)
+    (teacher.folder / "teacher_outputs" / "manifest.json").write_text("{}")
+    (teacher.folder / ".hydra").mkdir()
+    planned = [a for a in teacher.argv[1:] if not a.startswith("hydra.run.dir=")]
+    (teacher.folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {a}\n" for a in planned))
+    ce_distill.check_reused(rows)  # the same settings: reused
+    args = _args(tmp_path, ["sasrec"], ["mixed"])
+    args.seeds = [42, 0, 1]  # another mixed teacher under the same name
+    with pytest.raises(
+        SystemExit, match=r"teacher-mixed-sasrec is a complete run of other settings \(teacher.checkpoints differ\)"
+    ):
+        ce_distill.check_reused(ce_distill.plan(args))
 
 
 def test_a_row_claimed_by_a_live_runner_is_left_to_it(ce_distill, tmp_path) -> None:
