@@ -115,6 +115,12 @@ def parse_args() -> argparse.Namespace:
         help="no training: time the distillation step per loss form against the public reference step "
         "(needs the complete teacher-ensemble row)",
     )
+    p.add_argument(
+        "--ensemble-table",
+        action="store_true",
+        help="no training: val/test NDCG@10 of teachers combined from the complete member and baseline rows "
+        "(more members against more kinds); needs the rows of --arms mixed",
+    )
     p.add_argument("--steps", type=int, default=200, help="--step-cost: timed steps per measurement")
     p.add_argument("--rounds", type=int, default=3, help="--step-cost: interleaved rounds (best kept)")
     args = p.parse_args()
@@ -455,6 +461,77 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     (args.work_dir / "summary.json").write_text(json.dumps(summary, indent=1))
 
 
+def ensemble_compositions(seeds: list[int], members: int) -> dict[str, list[list[str]]]:
+    """Teachers of the complete member and baseline rows, by composition: each entry's lists are its instances
+    (the triples rotate the seeds so no instance holds two models of one seed)."""
+    sasrec = [f"member{i}" for i in range(1, members + 1)]
+    kind = {k: [f"baseline-{k}-{s}" for s in seeds] for k in STUDENTS}
+    n = min(len(seeds), members)
+
+    def rotate(k: str, j: int, shift: int) -> str:
+        return kind[k][(j + shift) % n]
+
+    return {
+        f"{n} SASRecs (the preset's teacher)": [sasrec[:n]],
+        "1 SASRec + 1 GRU4Rec + 1 Caser": [
+            [sasrec[j], rotate("gru4rec", j, 1), rotate("caser", j, 2)] for j in range(n)
+        ],
+        "2 of each kind": [
+            [
+                sasrec[j],
+                sasrec[(j + 1) % n],
+                rotate("gru4rec", j, 1),
+                rotate("gru4rec", j, 2),
+                rotate("caser", j, 1),
+                rotate("caser", j, 2),
+            ]
+            for j in range(n)
+        ],  # fmt: skip
+        f"{n} GRU4Recs + {n} Casers": [kind["gru4rec"][:n] + kind["caser"][:n]],
+        f"{3 * n} models, 3 kinds (the mixed teacher)": [sasrec[:n] + kind["gru4rec"][:n] + kind["caser"][:n]],
+        f"{4 * n} models (also the SASRec baselines)": [
+            sasrec[:n] + kind["sasrec"][:n] + kind["gru4rec"][:n] + kind["caser"][:n]
+        ],
+    }
+
+
+def ensemble_table(args: argparse.Namespace, rows: dict[str, Row]) -> None:
+    """Val / test NDCG@10 of teachers combined (``log_softmax``, the preset's) from complete rows, by composition:
+    how much a teacher gains from more members against more kinds. No training."""
+    from bench_common import compose_cfg
+    from ilora_dllm2rec.core.artifacts import checkpoint_in
+    from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.student.evaluator import evaluate
+    from ilora_dllm2rec.student.train import load_student_checkpoint
+    from ilora_dllm2rec.teacher.ensemble_teacher import EnsembleTeacher
+
+    cfg = compose_cfg([f"dataset.data_dir={args.data_dir}", PRESET, f"paths.cache_dir={args.work_dir / 'cache'}"])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    compositions = ensemble_compositions(args.seeds, args.members)
+    needed = sorted({name for instances in compositions.values() for names in instances for name in names})
+    missing = [n for n in needed if n not in rows or not rows[n].done()]
+    if missing:
+        sys.exit(f"error: --ensemble-table needs the complete rows {missing}: run the mixed arm first")
+    models = {n: load_student_checkpoint(checkpoint_in(rows[n].folder / "models" / "baseline"))[0] for n in needed}
+    table = []
+    for label, instances in compositions.items():
+        scores = {"val": [], "test": []}
+        for names in instances:
+            teacher = EnsembleTeacher([models[n] for n in names], "log_softmax").eval()
+            for split in scores:
+                result = evaluate(
+                    lambda b, t=teacher: t.score(b["seq"], b["len_seq"]), getattr(data, split), batch_size=512, ks=[10]
+                )
+                scores[split].append(result["ndcg@10"])
+        table.append(
+            [label, str(len(instances))]
+            + [" / ".join(f"{v:.4f}" for v in scores[s]) + f" (mean {np.mean(scores[s]):.4f})" for s in scores]
+        )
+    print(command_line())
+    print(f"\nteachers from the complete rows, log-probabilities averaged; seeds {args.seeds}\n")
+    print(markdown_table(["teacher", "instances", "val NDCG@10", "test NDCG@10"], table))
+
+
 STEP_FORMS = {  # the preset's distillation settings, minus / plus each term (one SASRec, every training row)
     "ce_only": {"use_ranking_distill": False, "listwise_weight": 0.0},
     "bce_form": {"rd_form": "bce", "listwise_weight": 0.0},
@@ -555,6 +632,9 @@ def main() -> None:
     check_reused(rows)
     if args.step_cost:
         step_cost(args, rows)
+        return
+    if args.ensemble_table:
+        ensemble_table(args, rows)
         return
     if not args.report_only:
         execute(rows, args.jobs, args.threads)

@@ -125,6 +125,18 @@ def test_a_complete_row_of_other_settings_is_not_reused(ce_distill, tmp_path) ->
         ce_distill.check_reused(ce_distill.plan(args))
 
 
+def test_ensemble_compositions_never_repeat_a_seed_inside_a_triple(ce_distill) -> None:
+    compositions = ce_distill.ensemble_compositions([42, 0, 1], 3)
+    triples = compositions["1 SASRec + 1 GRU4Rec + 1 Caser"]
+    assert triples[0] == ["member1", "baseline-gru4rec-0", "baseline-caser-1"]
+    for names in triples:
+        seeds = [n.rsplit("-", 1)[1] for n in names[1:]]
+        assert len(set(seeds)) == 2
+    assert all(len(set(names)) == 6 for names in compositions["2 of each kind"])
+    (mixed,) = compositions["9 models, 3 kinds (the mixed teacher)"]
+    assert len(set(mixed)) == 9 and not any(n.startswith("baseline-sasrec") for n in mixed)
+
+
 def test_a_row_claimed_by_a_live_runner_is_left_to_it(ce_distill, tmp_path) -> None:
     import os
     import subprocess
