@@ -19,11 +19,13 @@ trained by another bench command on the same work dir is waited for, not trained
   with another seed, the born-again control), ``ensemble_with_baseline`` (the members plus the student's own
   SASRec baseline of that seed), ``mixed`` (the members plus the CE baselines of the other two architectures of
   every ``--mixed-seeds`` seed: a teacher that differs from its student in kind, never containing the student's
-  own baseline);
-- arms: a teacher plus distillation settings. ``ensemble``, ``self``, ``ensemble_with_baseline``, ``mixed`` use the
-  settings of ``experiment=ml100k_ce_distill``; ``bce`` is the ensemble teacher with DLLM2Rec's BCE form of
-  ranking distillation (``distill.rd_form=bce``, the listwise term off) as the comparison row; ``ilora`` needs
-  ``--ilora-export`` (an existing every-row iLoRA export of this data set).
+  own baseline); ``kinds`` (per student seed, six models: two SASRec members and two CE baselines each of
+  GRU4Rec and Caser of the other ``--mixed-seeds``, rotated so each seed gets another instance: what
+  ``teacher.num_members=6 teacher.member_models=[sasrec,gru4rec,caser]`` trains in one run);
+- arms: a teacher plus distillation settings. ``ensemble``, ``self``, ``ensemble_with_baseline``, ``mixed``,
+  ``kinds`` use the settings of ``experiment=ml100k_ce_distill``; ``bce`` is the ensemble teacher with
+  DLLM2Rec's BCE form of ranking distillation (``distill.rd_form=bce``, the listwise term off) as the comparison
+  row; ``ilora`` needs ``--ilora-export`` (an existing every-row iLoRA export of this data set).
 
 Then every model is scored per user on validation and test (the shared evaluator), and each arm is compared
 with its student's baseline: per seed and pooled over seeds (each user's values averaged over the seeds), with
@@ -54,8 +56,9 @@ TEACHER_ARMS = {
     "self": "self",
     "ensemble_with_baseline": "ensemble_with_baseline",
     "mixed": "mixed",
+    "kinds": "kinds",
 }
-ARMS = ("ensemble", "self", "ensemble_with_baseline", "mixed", "bce", "ilora")
+ARMS = ("ensemble", "self", "ensemble_with_baseline", "mixed", "kinds", "bce", "ilora")
 STUDENTS = ("sasrec", "gru4rec", "caser")
 ARM_SETTINGS = {"bce": ["distill.rd_form=bce", "distill.listwise_weight=0"]}
 
@@ -175,7 +178,7 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
     needs = {TEACHER_ARMS.get(a, "ensemble") for a in args.arms if a != "ilora"}
     mixed_seeds = args.mixed_seeds or args.seeds
     baselines = [(student, seed) for student in args.students for seed in args.seeds]
-    if "mixed" in needs:
+    if needs & {"mixed", "kinds"}:
         baselines += [(other, seed) for other in STUDENTS for seed in mixed_seeds]
     for student, seed in dict.fromkeys(baselines):
         name = f"baseline-{student}-{seed}"
@@ -213,7 +216,10 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
     for student in args.students if "mixed" in needs else ():
         others = [f"baseline-{o}-{s}" for o in STUDENTS if o != student for s in mixed_seeds]
         teachers[("mixed", student)] = teacher("mixed", f"teacher-mixed-{student}", [*members, *others])
-    for seed in args.seeds:
+    kinds = ensemble_compositions(mixed_seeds, args.members)[KINDS_TEACHER] if "kinds" in needs else []
+    for j, seed in enumerate(args.seeds):
+        if "kinds" in needs:
+            teachers[("kinds", seed)] = teacher("kinds", f"teacher-kinds-{seed}", kinds[j % len(kinds)])
         if "ensemble" in needs:
             teachers[("ensemble", seed)] = teacher("ensemble", "teacher-ensemble", members)
         if "self" in needs:
@@ -461,6 +467,9 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     (args.work_dir / "summary.json").write_text(json.dumps(summary, indent=1))
 
 
+KINDS_TEACHER = "2 of each kind"
+
+
 def ensemble_compositions(seeds: list[int], members: int) -> dict[str, list[list[str]]]:
     """Teachers of the complete member and baseline rows, by composition: each entry's lists are its instances
     (the triples rotate the seeds so no instance holds two models of one seed)."""
@@ -476,7 +485,7 @@ def ensemble_compositions(seeds: list[int], members: int) -> dict[str, list[list
         "1 SASRec + 1 GRU4Rec + 1 Caser": [
             [sasrec[j], rotate("gru4rec", j, 1), rotate("caser", j, 2)] for j in range(n)
         ],
-        "2 of each kind": [
+        KINDS_TEACHER: [
             [
                 sasrec[j],
                 sasrec[(j + 1) % n],

@@ -137,6 +137,17 @@ def test_ensemble_compositions_never_repeat_a_seed_inside_a_triple(ce_distill) -
     assert len(set(mixed)) == 9 and not any(n.startswith("baseline-sasrec") for n in mixed)
 
 
+def test_the_kinds_arm_gives_each_seed_six_models_of_three_kinds(ce_distill, tmp_path) -> None:
+    args = _args(tmp_path, ["sasrec"], ["kinds"])
+    args.seeds = [42, 0, 1]
+    rows = ce_distill.plan(args)
+    assert _members(rows["teacher-kinds-42"]) == [
+        "member1", "member2", "baseline-gru4rec-0", "baseline-gru4rec-1", "baseline-caser-0", "baseline-caser-1",
+    ]  # fmt: skip
+    assert _members(rows["teacher-kinds-1"])[:3] == ["member3", "member1", "baseline-gru4rec-42"]
+    assert rows["distill-kinds-sasrec-0"].deps == ["teacher-kinds-0"]
+
+
 def test_a_row_claimed_by_a_live_runner_is_left_to_it(ce_distill, tmp_path) -> None:
     import os
     import subprocess
