@@ -135,7 +135,8 @@ def test_members_of_several_kinds(tiny_cfg, tmp_path, baseline):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["teacher.member_models=[caser]", "teacher.model.max_seq_len=3"], r"teacher.member_models\[0\].filter_heights"),
+        (["teacher.member_models=[caser]", "teacher.model.max_seq_len=3"],
+         r"teacher.member_models\[0\].filter_heights"),
         (["teacher.member_models=[gru4rec]", "teacher.num_members=0", "teacher.checkpoints=[x]"],
          "teacher.member_models is set but teacher.num_members=0"),
         (["teacher.member_models=[bert4rec]"], r"teacher.member_models.*bert4rec"),
