@@ -18,7 +18,7 @@ from ilora_dllm2rec.core.schema_groups import General
 from ilora_dllm2rec.core.schema_stages import OPTIONAL, Config
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ilora_dllm2rec"
-SCHEMA_FILES = {"schema.py", "schema_data.py", "schema_groups.py", "schema_stages.py"}
+SCHEMA_FILES = {"schema.py", "schema_data.py", "schema_groups.py", "schema_stages.py", "schema_teacher.py"}
 # read under a computed name: report/collect.py reads getattr(spec, f"{stage}_checkpoint") for each stage
 COMPUTED_READS = {
     f"eval.{stage}_checkpoint": r'getattr\(\w+, f"\{\w+\}_checkpoint"\)' for stage in ("baseline", "distill")

@@ -7,7 +7,7 @@ from typing import get_args, get_type_hints
 import pytest
 
 from ilora_dllm2rec.core.errors import ConfigError
-from ilora_dllm2rec.core.schema_stages import Teacher
+from ilora_dllm2rec.core.schema_teacher import Teacher
 from ilora_dllm2rec.teacher.backends import BACKENDS, teacher_backend
 
 

@@ -1,13 +1,12 @@
 """The typed configuration schema's machinery: one declaration per key, checked once.
 
-Every config group is a frozen dataclass (core/schema_groups.py, core/schema_stages.py): a field per key with
-its type (``int``, ``float``, ``bool``, ``str``, ``None``, ``Literal[...]``, unions, ``list[...]``,
-``dict[str, ...]``, nested sections), its default (equal to the YAML's, tests/core/test_config_schema.py) and
-its range; cross-field rules are the section's ``rules`` method. :func:`check` reads a mapping against a
-section class: ``strict`` (the composed config at an entry point) refuses unknown and missing keys;
-otherwise (library code handed a stored or partial mapping) unknown keys are ignored and missing ones take
-the schema's default. Both name the key in one line.
-"""
+Every config group is a frozen dataclass (core/schema_groups.py, schema_data.py, schema_teacher.py,
+schema_stages.py): a field per key with its type (``int``, ``float``, ``bool``, ``str``, ``None``, ``Literal[...]``,
+unions, ``list[...]``, ``dict[str, ...]``, nested sections), its default (equal to the YAML's,
+tests/core/test_config_schema.py) and its range; cross-field rules are the section's ``rules`` method. :func:`check`
+reads a mapping against a section class: ``strict`` (the composed config at an entry point) refuses unknown and
+missing keys; otherwise (library code handed a stored or partial mapping) unknown keys are ignored and missing ones
+take the schema's default. Both name the key in one line."""
 
 from __future__ import annotations
 

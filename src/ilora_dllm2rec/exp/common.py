@@ -169,7 +169,7 @@ ConfigCheck = Callable[[DictConfig], None]
 
 def check_config(cfg: DictConfig, config_name: str, checks: Sequence[ConfigCheck] = ()) -> None:
     """ConfigError naming the first bad setting: an unknown or removed key, a wrong type, a value out of range, a
-    rule across keys broken (the schema, core/schema_groups.py and core/schema_stages.py), then the entry point's
+    rule across keys broken (the schema, core/schema_*.py), then the entry point's
     own ``checks`` (settings that only one entry point reads together)."""
     validate_config(cfg, pipeline=config_name == "run_pipeline")
     cpu_bf16_override()  # the one environment variable that changes a run: refused here, not ignored later

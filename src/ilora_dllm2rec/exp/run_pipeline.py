@@ -23,7 +23,7 @@ log = logging.getLogger("ilora_dllm2rec.pipeline")
 def check_rec_model_type(cfg: DictConfig) -> None:
     """The pipeline gives iLoRA this run's own baseline (a ``student``) as its frozen recommender unless
     ``teacher.rec_model_checkpoint_path`` names one: a ``teacher.rec_model_type`` of another type is refused before
-    the baseline trains (the value itself is checked by the config schema, core/schema_stages.py)."""
+    the baseline trains (the value itself is checked by the config schema, core/schema_teacher.py)."""
     teacher = cfg.get("teacher")
     wanted = teacher.get("rec_model_type") if teacher is not None else None
     if wanted is None or str(teacher.get("backend")) != "ilora" or teacher.get("rec_model_checkpoint_path"):

@@ -20,7 +20,7 @@ from ..core.errors import ConfigError
 from ..core.report import print_metrics_table
 from ..core.run_logging import RunDir, stage_log_file
 from ..core.schema_groups import Eval, Logging, Metrics, Paths, Significance, Train
-from ..core.schema_stages import Teacher
+from ..core.schema_teacher import Teacher
 from ..core.significance import paired_comparison
 from ..core.trainer import inference_device
 from ..data import SampleSet, SplitData

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.schema import check
-from ..core.schema_stages import IloraTeacher
+from ..core.schema_teacher import IloraTeacher
 from ..student.base import SequentialRecommender
 from .ilora_model import ILoRAModel
 from .imitation import LambdaSchedule

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..core.artifacts import find_input, fingerprint_matcher
 from ..core.errors import ArtifactError, ConfigError
 from ..core.run_logging import RunDir
-from ..core.schema_stages import Teacher
+from ..core.schema_teacher import Teacher
 from ..data import SplitData
 from ..student.base import SequentialRecommender
 from ..student.train import load_student_checkpoint, missing_checkpoint
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def requested_rec_model_type(teacher: Teacher) -> str | None:
     """``teacher.rec_model_type``: None (the checkpoint's own type) or sasrec | gru4rec | caser (checked by the
-    schema, core/schema_stages.py ``IloraTeacher``)."""
+    schema, core/schema_teacher.py ``IloraTeacher``)."""
     return teacher_spec(teacher).rec_model_type
 
 

@@ -26,7 +26,7 @@ import torch
 
 from ..core.errors import ConfigError, TrainingError
 from ..core.schema import check
-from ..core.schema_stages import HeadRefit
+from ..core.schema_teacher import HeadRefit
 from ..data import SampleSet, build_dataloader
 from ..student.evaluator import evaluate
 from .export import length_order

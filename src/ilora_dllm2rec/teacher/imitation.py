@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..core.errors import ConfigError
 
 # teacher.distill_loss_type, teacher.distill_decay_type and the temperature are checked by the config schema
-# (core/schema_stages.py, IloraTeacher); the errors below are for direct callers
+# (core/schema_teacher.py, IloraTeacher); the errors below are for direct callers
 DECAY_TYPES = ("none", "linear", "cosine", "exponential")
 
 

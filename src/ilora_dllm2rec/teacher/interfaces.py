@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 import torch
 
 from ..core.schema_groups import Logging, Metrics, Paths, Train
-from ..core.schema_stages import Teacher
+from ..core.schema_teacher import Teacher
 
 
 @dataclasses.dataclass(frozen=True)

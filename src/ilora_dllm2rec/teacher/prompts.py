@@ -26,7 +26,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..core.errors import ConfigError
-from ..core.schema_stages import PROMPT_TEMPLATES as TEACHER_PROMPT_TEMPLATES
+from ..core.schema_teacher import PROMPT_TEMPLATES as TEACHER_PROMPT_TEMPLATES
 
 log = logging.getLogger(__name__)
 

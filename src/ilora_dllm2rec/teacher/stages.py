@@ -15,7 +15,7 @@ from ..core.artifacts import find_input, fingerprint_matcher, read_manifest, upd
 from ..core.errors import ConfigError
 from ..core.run_logging import RunDir, stage_log_file
 from ..core.schema_groups import Active, Paths, Train
-from ..core.schema_stages import Teacher
+from ..core.schema_teacher import Teacher
 from ..core.trainer import inference_device
 from ..data import SplitData
 from ..handoff.outputs import make_manifest, write_teacher_outputs

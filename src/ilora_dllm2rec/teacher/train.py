@@ -20,7 +20,7 @@ from ..core.distributed import barrier, is_rank_zero
 from ..core.errors import ArtifactError
 from ..core.run_logging import RunDir, stage_log_file, time_block
 from ..core.safe_load import load_checkpoint
-from ..core.schema_stages import IloraTeacher
+from ..core.schema_teacher import IloraTeacher
 from ..core.seed import set_seed
 from ..core.stage import publish_stage, split_rows
 from ..core.trainer import build_trainer, inference_device
