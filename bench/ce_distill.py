@@ -514,13 +514,13 @@ def ensemble_table(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     from ilora_dllm2rec.student.train import load_student_checkpoint
     from ilora_dllm2rec.teacher.ensemble_teacher import EnsembleTeacher
 
-    cfg = compose_cfg([f"dataset.data_dir={args.data_dir}", PRESET, f"paths.cache_dir={args.work_dir / 'cache'}"])
-    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     compositions = ensemble_compositions(args.seeds, args.members)
     needed = sorted({name for instances in compositions.values() for names in instances for name in names})
     missing = [n for n in needed if n not in rows or not rows[n].done()]
     if missing:
         sys.exit(f"error: --ensemble-table needs the complete rows {missing}: run the mixed arm first")
+    cfg = compose_cfg([f"dataset.data_dir={args.data_dir}", PRESET, f"paths.cache_dir={args.work_dir / 'cache'}"])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
     models = {n: load_student_checkpoint(checkpoint_in(rows[n].folder / "models" / "baseline"))[0] for n in needed}
     table = []
     for label, instances in compositions.items():

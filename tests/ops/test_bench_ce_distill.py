@@ -148,6 +148,13 @@ def test_the_kinds_arm_gives_each_seed_six_models_of_three_kinds(ce_distill, tmp
     assert rows["distill-kinds-sasrec-0"].deps == ["teacher-kinds-0"]
 
 
+def test_the_ensemble_table_names_the_missing_rows_before_loading_anything(ce_distill, tmp_path) -> None:
+    args = _args(tmp_path, ["sasrec"], ["mixed"])
+    args.seeds = [42, 0, 1]
+    with pytest.raises(SystemExit, match=r"--ensemble-table needs the complete rows \[.*'member1'.*run the mixed arm"):
+        ce_distill.ensemble_table(args, ce_distill.plan(args))  # the data dir does not even exist
+
+
 def test_a_row_claimed_by_a_live_runner_is_left_to_it(ce_distill, tmp_path) -> None:
     import os
     import subprocess
