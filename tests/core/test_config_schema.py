@@ -79,7 +79,7 @@ def test_wrong_type_is_refused_with_the_key_named(override, message):
         ("metrics.ks=[]", "metrics.ks must be a non-empty list of integers >= 1, got []"),
         ("dataset.limit_data_rows=0", "dataset.limit_data_rows must be a positive integer, -1 or null, got 0"),
         ("general.num_threads=0", "general.num_threads must be an integer >= 1 or auto, got 0"),
-        ("general.thread_wait=busy", "general.thread_wait must be one of passive | spin, got 'busy'"),
+        ("general.thread_wait=busy", "general.thread_wait must be one of short | passive | spin, got 'busy'"),
         (
             "teacher.rec_model_type=bert4rec",
             "teacher.rec_model_type must be null or one of sasrec | gru4rec | caser, got 'bert4rec'",

@@ -128,13 +128,14 @@ def test_available_cpus_is_within_the_affinity_mask() -> None:
 PROBE = (
     "import os, sys; from ilora_dllm2rec.core.runtime import configure_threads; "
     "applied = configure_threads(*sys.argv[1:2] or ['auto'], *sys.argv[2:3]); import torch; "
-    "print(torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'), os.environ.get('OMP_WAIT_POLICY'))"
+    "print(torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'), os.environ.get('OMP_WAIT_POLICY'), "
+    "os.environ.get('GOMP_SPINCOUNT'))"
 )
 
 
 def _probe(env: dict[str, str], *args: str) -> list[str]:
     """configure_threads in a fresh interpreter (the OpenMP runtime reads its variables when torch loads)."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     clean["PYTHONPATH"] = str(Path(runtime.__file__).parents[2]) + os.pathsep + clean.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *args], env={**clean, **env}, capture_output=True, text=True, check=True
@@ -143,10 +144,12 @@ def _probe(env: dict[str, str], *args: str) -> list[str]:
 
 
 def test_threads_are_set_before_torch_loads_with_the_environment_first() -> None:
-    # an integer: torch uses it and child processes (Lightning's DDP ranks) inherit it; idle threads sleep
-    assert _probe({"OMP_NUM_THREADS": "2"}, "1") == ["1", "1", "PASSIVE"]
-    # auto: the environment's count, and the environment's wait policy over general.thread_wait
-    assert _probe({"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}, "auto") == ["1", "1", "ACTIVE"]
+    # an integer: torch uses it and child processes (Lightning's DDP ranks) inherit it; idle threads spin briefly
+    assert _probe({"OMP_NUM_THREADS": "2"}, "1") == ["1", "1", "None", "30000"]
+    assert _probe({}, "1", "passive") == ["1", "1", "PASSIVE", "None"]
+    # auto: the environment's count, and the environment's OpenMP waiting over general.thread_wait
+    assert _probe({"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}, "auto") == ["1", "1", "ACTIVE", "None"]
+    assert _probe({"GOMP_SPINCOUNT": "5"}, "1", "passive") == ["1", "1", "None", "5"]
     # auto without OMP_NUM_THREADS leaves it unset (Lightning's DDP divides the cores); spin = OpenMP's default
-    count, env_count, policy = _probe({}, "auto", "spin")
-    assert int(count) == runtime.available_cpus() and env_count == "None" and policy == "None"
+    count, env_count, policy, spincount = _probe({}, "auto", "spin")
+    assert int(count) == runtime.available_cpus() and env_count == "None" and policy == spincount == "None"

@@ -24,7 +24,7 @@ class General(Section):
     seed: int = key(42, NON_NEGATIVE)
     tune_malloc: bool = key(True)
     num_threads: int | Literal["auto"] = key("auto", POSITIVE_INT)
-    thread_wait: Literal["passive", "spin"] = key("passive")
+    thread_wait: Literal["short", "passive", "spin"] = key("short")
     removed = {
         "device": "use train.accelerator (cpu | gpu | auto)",
         "experiment_name": "nothing read it; a run's .hydra/overrides.yaml records the experiment= it ran",
