@@ -21,9 +21,11 @@ trained by another bench command on the same work dir is waited for, not trained
   every ``--mixed-seeds`` seed: a teacher that differs from its student in kind, never containing the student's
   own baseline); ``kinds`` (per student seed, six models: two SASRec members and two CE baselines each of
   GRU4Rec and Caser of the other ``--mixed-seeds``, rotated so each seed gets another instance: what
-  ``teacher.num_members=6 teacher.member_models=[sasrec,gru4rec,caser]`` trains in one run);
+  ``teacher.num_members=6 teacher.member_models=[sasrec,gru4rec,caser]`` trains in one run); ``trio`` (per
+  student seed, three models: one SASRec member, one GRU4Rec and one Caser baseline of the other
+  ``--mixed-seeds``, rotated likewise: what ``teacher.num_members=3`` with those member models trains);
 - arms: a teacher plus distillation settings. ``ensemble``, ``self``, ``ensemble_with_baseline``, ``mixed``,
-  ``kinds`` use the settings of ``experiment=ml100k_ce_distill``; ``bce`` is the ensemble teacher with
+  ``kinds``, ``trio`` use the settings of ``experiment=ml100k_ce_distill``; ``bce`` is the ensemble teacher with
   DLLM2Rec's BCE form of ranking distillation (``distill.rd_form=bce``, the listwise term off) as the comparison
   row; ``ilora`` needs ``--ilora-export`` (an existing every-row iLoRA export of this data set).
 
@@ -57,8 +59,9 @@ TEACHER_ARMS = {
     "ensemble_with_baseline": "ensemble_with_baseline",
     "mixed": "mixed",
     "kinds": "kinds",
+    "trio": "trio",
 }
-ARMS = ("ensemble", "self", "ensemble_with_baseline", "mixed", "kinds", "bce", "ilora")
+ARMS = ("ensemble", "self", "ensemble_with_baseline", "mixed", "kinds", "trio", "bce", "ilora")
 STUDENTS = ("sasrec", "gru4rec", "caser")
 ARM_SETTINGS = {"bce": ["distill.rd_form=bce", "distill.listwise_weight=0"]}
 
@@ -178,7 +181,7 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
     needs = {TEACHER_ARMS.get(a, "ensemble") for a in args.arms if a != "ilora"}
     mixed_seeds = args.mixed_seeds or args.seeds
     baselines = [(student, seed) for student in args.students for seed in args.seeds]
-    if needs & {"mixed", "kinds"}:
+    if needs & {"mixed", "kinds", "trio"}:
         baselines += [(other, seed) for other in STUDENTS for seed in mixed_seeds]
     for student, seed in dict.fromkeys(baselines):
         name = f"baseline-{student}-{seed}"
@@ -216,10 +219,12 @@ def plan(args: argparse.Namespace) -> dict[str, Row]:
     for student in args.students if "mixed" in needs else ():
         others = [f"baseline-{o}-{s}" for o in STUDENTS if o != student for s in mixed_seeds]
         teachers[("mixed", student)] = teacher("mixed", f"teacher-mixed-{student}", [*members, *others])
-    kinds = ensemble_compositions(mixed_seeds, args.members)[KINDS_TEACHER] if "kinds" in needs else []
+    compositions = ensemble_compositions(mixed_seeds, args.members)
     for j, seed in enumerate(args.seeds):
-        if "kinds" in needs:
-            teachers[("kinds", seed)] = teacher("kinds", f"teacher-kinds-{seed}", kinds[j % len(kinds)])
+        for kind, composition in (("kinds", KINDS_TEACHER), ("trio", TRIO_TEACHER)):
+            if kind in needs:
+                instances = compositions[composition]
+                teachers[(kind, seed)] = teacher(kind, f"teacher-{kind}-{seed}", instances[j % len(instances)])
         if "ensemble" in needs:
             teachers[("ensemble", seed)] = teacher("ensemble", "teacher-ensemble", members)
         if "self" in needs:
@@ -468,6 +473,7 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
 
 
 KINDS_TEACHER = "2 of each kind"
+TRIO_TEACHER = "1 SASRec + 1 GRU4Rec + 1 Caser"
 
 
 def ensemble_compositions(seeds: list[int], members: int) -> dict[str, list[list[str]]]:
@@ -482,9 +488,7 @@ def ensemble_compositions(seeds: list[int], members: int) -> dict[str, list[list
 
     return {
         f"{n} SASRecs (the preset's teacher)": [sasrec[:n]],
-        "1 SASRec + 1 GRU4Rec + 1 Caser": [
-            [sasrec[j], rotate("gru4rec", j, 1), rotate("caser", j, 2)] for j in range(n)
-        ],
+        TRIO_TEACHER: [[sasrec[j], rotate("gru4rec", j, 1), rotate("caser", j, 2)] for j in range(n)],
         KINDS_TEACHER: [
             [
                 sasrec[j],

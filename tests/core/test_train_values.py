@@ -96,6 +96,22 @@ def test_every_case_is_recorded():
     assert set(expected()) == {case_id(*c) for c in CASES}
 
 
+@pytest.mark.parametrize(
+    ("line", "precision", "clip"),
+    [
+        (["teacher=ilora"], "bf16-mixed", 1.0),
+        (["teacher=sasrec"], "bf16-mixed", 1.0),
+        (["teacher=ensemble"], "32-true", None),  # the members train as the students do
+        (["experiment=ml100k_ce_distill_mixed"], "32-true", None),
+        (["teacher=ensemble", "teacher.precision=bf16-mixed", "teacher.gradient_clip_val=2.0"], "bf16-mixed", 2.0),
+        (["teacher=ensemble", "train.precision=bf16-mixed"], "bf16-mixed", None),  # train.* wins in every stage
+    ],
+)
+def test_the_teacher_stage_takes_precision_and_clipping_from_its_backend(line, precision, clip):
+    teacher = effective("run_pipeline", line)["teacher"]
+    assert (teacher["precision"], teacher["gradient_clip_val"]) == (precision, clip)
+
+
 def test_a_stage_file_repeats_no_value_of_the_train_section():
     """conf/train.yaml holds every value the stages share; conf/train/<stage>.yaml only what differs."""
     shared = yaml.safe_load((config_dir() / "train.yaml").read_text())["train"]

@@ -214,3 +214,13 @@ def test_a_manifest_without_the_last_checkpoint_is_named(ce_distill, tmp_path) -
     data = argparse.Namespace(val="v", test="t")
     with pytest.raises(SystemExit, match=r"manifest\.json has no last_checkpoint"):
         ce_distill.per_user_values(tmp_path / "run", "distill", data, [10], "last")
+
+
+def test_the_trio_arm_gives_each_seed_one_model_of_each_kind(ce_distill, tmp_path) -> None:
+    args = _args(tmp_path, ["sasrec"], ["trio"])
+    args.seeds = [42, 0, 1]
+    rows = ce_distill.plan(args)
+    assert _members(rows["teacher-trio-42"]) == ["member1", "baseline-gru4rec-0", "baseline-caser-1"]
+    assert _members(rows["teacher-trio-0"]) == ["member2", "baseline-gru4rec-1", "baseline-caser-42"]
+    assert not any(m.startswith("baseline-sasrec") for s in (42, 0, 1) for m in _members(rows[f"teacher-trio-{s}"]))
+    assert rows["distill-trio-sasrec-1"].deps == ["teacher-trio-1"]

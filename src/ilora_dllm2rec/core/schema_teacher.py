@@ -60,6 +60,8 @@ class Teacher(Section):
     lr: float = key(1e-3, POSITIVE)
     num_epochs: int = key(200, POSITIVE_INT)
     patience: int = key(10, NON_NEGATIVE)
+    precision: str | int = key("bf16-mixed")  # train.precision of the teacher stage (conf/train/teacher.yaml)
+    gradient_clip_val: float | None = key(1.0, POSITIVE)  # and its train.gradient_clip_val
     export: Export = key(Export)
     variant_key = "backend"
     removed = {"name": "the teacher is chosen by teacher=<option>; its implementation is teacher.backend"}
@@ -94,6 +96,8 @@ class EnsembleTeacher(IdTeacher):
     member_models: list[Literal["sasrec", "gru4rec", "caser"]] = key([])
     checkpoints: list[str] = key([])
     combine: Literal["zscore", "log_softmax"] = key("zscore")
+    precision: str | int = key("32-true")  # the members train as the students do (conf/teacher/ensemble.yaml)
+    gradient_clip_val: float | None = key(None, POSITIVE)
 
     def member_model(self, index: int) -> StudentModel:
         """The model of trained member ``index``: kind ``member_models[index % len]`` (``model.name`` when the list
