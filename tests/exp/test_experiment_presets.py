@@ -58,16 +58,20 @@ def test_ml100k_ce_distill_preset_values() -> None:
     assert cfg.teacher.export.top_n >= cfg.distill.candidate_topk
     assert cfg.distill.rd_form in ("auto", "softmax") and cfg.distill.listwise_weight > 0
     assert cfg.distill.use_embedding_distill is False
+    # one member of each kind (a trained member's kind follows member_models), listwise weight 3
+    assert cfg.teacher.num_members == 3 and list(cfg.teacher.member_models) == ["sasrec", "gru4rec", "caser"]
+    assert cfg.distill.listwise_weight == 3.0 and cfg.train.precision == "32-true"
 
 
 def test_ml100k_ce_distill_mixed_preset_values() -> None:
-    """The strongest measured teacher for the CE SASRec: the CE preset with nine members of three kinds, weight 3."""
+    """The strongest measured teacher for the CE SASRec: the CE preset with nine members of three kinds."""
     with initialize_config_dir(str(config_dir()), version_base=None):
         base = compose("run_pipeline", overrides=["experiment=ml100k_ce_distill"])
         cfg = compose("run_pipeline", overrides=["experiment=ml100k_ce_distill_mixed"])
         cli = compose("run_pipeline", overrides=["experiment=ml100k_ce_distill_mixed", "teacher.num_members=3"])
     assert cfg.teacher.num_members == 9 and list(cfg.teacher.member_models) == ["sasrec", "gru4rec", "caser"]
-    assert cfg.distill.listwise_weight == 3.0 and base.distill.listwise_weight == 1.0
+    assert cfg.distill.listwise_weight == base.distill.listwise_weight == 3.0
     assert cfg.teacher.combine == base.teacher.combine and cfg.teacher.export == base.teacher.export
     assert cfg.distill.use_embedding_distill is False and cfg.teacher.model.num_blocks == 1  # the rest: the preset's
     assert cli.teacher.num_members == 3  # the command line beats the preset
+    assert base.teacher.num_members == 3
