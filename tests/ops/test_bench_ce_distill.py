@@ -224,3 +224,15 @@ def test_the_trio_arm_gives_each_seed_one_model_of_each_kind(ce_distill, tmp_pat
     assert _members(rows["teacher-trio-0"]) == ["member2", "baseline-gru4rec-1", "baseline-caser-42"]
     assert not any(m.startswith("baseline-sasrec") for s in (42, 0, 1) for m in _members(rows[f"teacher-trio-{s}"]))
     assert rows["distill-trio-sasrec-1"].deps == ["teacher-trio-1"]
+
+
+def test_the_arms_keep_the_settings_they_were_measured_with(ce_distill, tmp_path) -> None:
+    """The preset trains one member of each kind at weight 3; the bench's teachers combine checkpoints (a preset
+    member_models with num_members=0 would be refused) and its plain arms distil at weight 1."""
+    args = _args(tmp_path, ["sasrec"], ["ensemble", "trio"])
+    args.arm_override = ["trio=distill.listwise_weight=3"]
+    rows = ce_distill.plan(args)
+    assert "teacher.member_models=[]" in rows["teacher-ensemble"].argv
+    plain, weighted = rows["distill-ensemble-sasrec-42"].argv, rows["distill-trio__listwise_weight_3-sasrec-42"].argv
+    assert "distill.listwise_weight=1.0" in plain
+    assert weighted.index("distill.listwise_weight=3") > weighted.index("distill.listwise_weight=1.0")  # last wins
