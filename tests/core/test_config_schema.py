@@ -81,6 +81,14 @@ def test_wrong_type_is_refused_with_the_key_named(override, message):
         ("general.num_threads=0", "general.num_threads must be an integer >= 1 or auto, got 0"),
         ("general.thread_wait=busy", "general.thread_wait must be one of short | passive | spin, got 'busy'"),
         (
+            "train.precision=bf17",
+            "train.precision must be a Lightning precision (32-true | bf16-mixed | 16-mixed | ...), got 'bf17'",
+        ),
+        (
+            "teacher.precision=fp32",
+            "teacher.precision must be a Lightning precision (32-true | bf16-mixed | 16-mixed | ...), got 'fp32'",
+        ),
+        (
             "teacher.rec_model_type=bert4rec",
             "teacher.rec_model_type must be null or one of sasrec | gru4rec | caser, got 'bert4rec'",
         ),
@@ -95,7 +103,8 @@ def test_out_of_range_value_is_refused_with_the_key_named(override, message):
     ["student.lr=3e-4", "train.gradient_clip_val=null", "train.patience=0", "active.budget_ratio=1",
      "teacher.lora_dropout=0", "teacher.head_lr_scale=0", "metrics.ks=[1]", "dataset.limit_data_rows=-1",
      "distill.use_dros=false", "teacher.distill_decay_steps=100", "general.num_threads=1",
-     "general.num_threads=auto", "general.thread_wait=spin", "teacher.rec_model_type=null"],
+     "general.num_threads=auto", "general.thread_wait=spin", "teacher.rec_model_type=null", "train.precision=16",
+     "teacher.precision=32-true"],
 )  # fmt: skip
 def test_boundary_values_in_range_pass(override):
     validate_config(composed([override]), pipeline=True)

@@ -18,6 +18,11 @@ from .schema import (
     key,
 )
 
+# Lightning's precision values (checked here so a typo stops before a run folder exists, not inside Trainer)
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "64", "bf16",
+              "transformer-engine", "transformer-engine-float16")  # fmt: skip
+PRECISION = Range(lambda v: str(v) in PRECISIONS, "a Lightning precision (32-true | bf16-mixed | 16-mixed | ...)")
+
 
 @frozen
 class General(Section):
@@ -151,7 +156,7 @@ class Train(Section):
     accelerator: str = key("auto")
     devices: Any = key("auto")
     strategy: str = key("auto")
-    precision: str | int = key("32-true")
+    precision: str | int = key("32-true", PRECISION)
     num_workers: int = key(0, NON_NEGATIVE)
     gradient_clip_val: float | None = key(None, POSITIVE)
     accumulate_grad_batches: int = key(1, POSITIVE_INT)
@@ -170,7 +175,7 @@ class TeacherTrain(Train):
     lr: float = key(1e-4, POSITIVE)
     max_epochs: int = key(2, POSITIVE_INT)
     patience: int = key(3, NON_NEGATIVE)
-    precision: str | int = key("bf16-mixed")
+    precision: str | int = key("bf16-mixed", PRECISION)
     gradient_clip_val: float | None = key(1.0, POSITIVE)
     log_every_n_steps: int = key(10, POSITIVE_INT)
     warmup_ratio: float = key(0.05, between(0, 1, high_open=True))

@@ -20,6 +20,7 @@ from .schema import (
     key,
 )
 from .schema_data import SasrecModel, StudentModel
+from .schema_groups import PRECISION
 
 # StudentModel keys every member of a teacher=ensemble shares with teacher.model, whatever its kind; dropout and
 # the architecture's own keys keep that kind's defaults (GRU4Rec's dropout is 0.1, the others' 0.2).
@@ -60,7 +61,9 @@ class Teacher(Section):
     lr: float = key(1e-3, POSITIVE)
     num_epochs: int = key(200, POSITIVE_INT)
     patience: int = key(10, NON_NEGATIVE)
-    precision: str | int = key("bf16-mixed")  # train.precision of the teacher stage (conf/train/teacher.yaml)
+    precision: str | int = key(
+        "bf16-mixed", PRECISION
+    )  # train.precision of the teacher stage (conf/train/teacher.yaml)
     gradient_clip_val: float | None = key(1.0, POSITIVE)  # and its train.gradient_clip_val
     export: Export = key(Export)
     variant_key = "backend"
@@ -96,7 +99,9 @@ class EnsembleTeacher(IdTeacher):
     member_models: list[Literal["sasrec", "gru4rec", "caser"]] = key([])
     checkpoints: list[str] = key([])
     combine: Literal["zscore", "log_softmax"] = key("zscore")
-    precision: str | int = key("32-true")  # the members train as the students do (conf/teacher/ensemble.yaml)
+    precision: str | int = key(
+        "32-true", PRECISION
+    )  # the members train as the students do (conf/teacher/ensemble.yaml)
     gradient_clip_val: float | None = key(None, POSITIVE)
 
     def member_model(self, index: int) -> StudentModel:
