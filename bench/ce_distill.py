@@ -395,6 +395,15 @@ def per_user_values(
     }
 
 
+def pooled_cell(pooled: dict) -> str:
+    """``+4.9% (-1.1% .. +11.2%)``, the gain in bold only when its 95% interval excludes zero (the tables'
+    convention in docs/BENCHMARKS.md)."""
+    gain = f"{pooled['gain']:+.1%}"
+    if pooled["gain_ci_low"] > 0 or pooled["gain_ci_high"] < 0:
+        gain = f"**{gain}**"
+    return f"{gain} ({pooled['gain_ci_low']:+.1%} .. {pooled['gain_ci_high']:+.1%})"
+
+
 def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     from bench_common import compose_cfg
     from ilora_dllm2rec.core.significance import paired_comparison
@@ -434,7 +443,7 @@ def report(args: argparse.Namespace, rows: dict[str, Row]) -> None:
                 cells += [
                     " / ".join(f"{o.mean():.4f}" for o in other),
                     " / ".join(f"{g:+.1%}" for g in per_seed),
-                    f"**{pooled['gain']:+.1%}** ({pooled['gain_ci_low']:+.1%} .. {pooled['gain_ci_high']:+.1%})",
+                    pooled_cell(pooled),
                     f"{pooled['p_value']:.3f}",
                 ]
                 entry[split] = {"per_seed": [float(o.mean()) for o in other], "gains": per_seed, "pooled": pooled}

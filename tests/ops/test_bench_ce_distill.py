@@ -236,3 +236,11 @@ def test_the_arms_keep_the_settings_they_were_measured_with(ce_distill, tmp_path
     plain, weighted = rows["distill-ensemble-sasrec-42"].argv, rows["distill-trio__listwise_weight_3-sasrec-42"].argv
     assert "distill.listwise_weight=1.0" in plain
     assert weighted.index("distill.listwise_weight=3") > weighted.index("distill.listwise_weight=1.0")  # last wins
+
+
+def test_a_pooled_gain_is_bold_only_when_its_interval_excludes_zero(ce_distill) -> None:
+    significant = {"gain": 0.074, "gain_ci_low": 0.016, "gain_ci_high": 0.136}
+    assert ce_distill.pooled_cell(significant) == "**+7.4%** (+1.6% .. +13.6%)"
+    not_significant = {"gain": 0.032, "gain_ci_low": -0.019, "gain_ci_high": 0.087}
+    assert ce_distill.pooled_cell(not_significant) == "+3.2% (-1.9% .. +8.7%)"
+    assert ce_distill.pooled_cell({"gain": -0.09, "gain_ci_low": -0.15, "gain_ci_high": -0.02}).startswith("**-9.0%**")
