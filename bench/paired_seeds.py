@@ -5,21 +5,27 @@ student setting".
     PYTHONPATH=src:bench python bench/paired_seeds.py --data-dir ../shared/data/ml-100k --work-dir result/bench/paired \
         --pair RUN_A/models/baseline:RUN_A/models/distill --pair RUN_B/models/baseline:RUN_B/models/distill ...
 
-Each ``--pair BASELINE:OTHER`` names two student checkpoints (files or ``models/<stage>`` folders) trained with
-one seed. Every model is scored on every test user with the shared evaluator; each pair gets the paired
-comparison of ``run-eval-all`` (core/significance.py), and the pooled row compares the per-user means over
-the seeds (each user's baseline values averaged over the pairs against its other values averaged likewise),
-i.e. whether the gain holds in expectation over seeds, with users resampled as the unit.
+Each ``--pair BASELINE:OTHER`` names two models of one seed: student checkpoints or an ensemble teacher's
+``ensemble.json`` (files, or a run's ``models/<stage>`` folders: ``models/teacher`` of ``teacher=ensemble``).
+Every model is scored on every test user with the shared evaluator; each pair gets the paired comparison of
+``run-eval-all`` (core/significance.py), and the pooled row compares the per-user means over the seeds (each
+user's baseline values averaged over the pairs against its other values averaged likewise), i.e. whether the
+gain holds in expectation over seeds, with users resampled as the unit.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench_common import base_overrides, check_data_dir, command_line, compose_cfg, default_data_dir, markdown_table
+
+if TYPE_CHECKING:
+    import torch
 
 
 def student_checkpoint(path: Path) -> Path:
@@ -28,17 +34,31 @@ def student_checkpoint(path: Path) -> Path:
     if path.is_dir():
         path = path / (read_manifest(path) or {}).get("best_checkpoint", "best.ckpt")
     if not path.is_file():
-        raise SystemExit(f"error: --pair: {path} is not a checkpoint file (a run's models/baseline or models/distill)")
+        raise SystemExit(
+            f"error: --pair: {path} is not a checkpoint file (a run's models/baseline, models/distill, or "
+            "models/teacher of teacher=ensemble)"
+        )
     return path
+
+
+def scorer(path: Path) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Full-catalogue scores of a student checkpoint or of an ensemble teacher (its ``ensemble.json``), so that
+    a run's teacher is paired with the same evaluator as its students."""
+    if path.suffix == ".json":
+        from ilora_dllm2rec.teacher.ensemble_teacher import load_ensemble_teacher
+
+        return load_ensemble_teacher(path).score
+    from ilora_dllm2rec.student.train import load_student_checkpoint
+
+    model, _ = load_student_checkpoint(path)
+    return model.eval()
 
 
 def per_user(path: Path, data, split: str, ks: list[int]) -> dict[str, np.ndarray]:
     from ilora_dllm2rec.student.evaluator import evaluate_per_sample
-    from ilora_dllm2rec.student.train import load_student_checkpoint
 
-    model, _ = load_student_checkpoint(path)
-    model.eval()
-    return evaluate_per_sample(lambda b: model(b["seq"], b["len_seq"]), getattr(data, split), batch_size=512, ks=ks)
+    score = scorer(path)
+    return evaluate_per_sample(lambda b: score(b["seq"], b["len_seq"]), getattr(data, split), batch_size=512, ks=ks)
 
 
 def main() -> None:

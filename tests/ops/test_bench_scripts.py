@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .ops_helpers import ROOT
@@ -63,3 +65,40 @@ def test_paired_seeds_names_a_bad_pair(tmp_path) -> None:
     proc = run("--pair", f"{missing}:{missing}")
     assert proc.returncode != 0 and f"error: --pair: {missing} is not a checkpoint file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_paired_seeds_scores_an_ensemble_teacher_like_its_members(tiny_cfg, tmp_path, monkeypatch) -> None:
+    """A run's `models/teacher` of teacher=ensemble resolves to its ensemble.json, scored as the mean
+    log-probability of its members (here one baseline twice: its own log-softmax)."""
+    import json
+
+    import torch
+
+    from ilora_dllm2rec.core.run_logging import RunDir
+    from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.exp import stages
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import paired_seeds
+
+    cfg = tiny_cfg()
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    result = stages.baseline(cfg, RunDir(tmp_path / "result" / "result_19990101_000000"), data)
+    teacher = tmp_path / "models" / "teacher"
+    teacher.mkdir(parents=True)
+    member = str(result["best_checkpoint"])
+    (teacher / "ensemble.json").write_text(json.dumps({"members": [member, member], "combine": "log_softmax"}))
+    (teacher / "manifest.json").write_text(json.dumps({"stage": "teacher", "best_checkpoint": "ensemble.json"}))
+
+    path = paired_seeds.student_checkpoint(teacher)
+    assert path == teacher / "ensemble.json"
+    seq, len_seq = torch.from_numpy(data.test.seq).long(), torch.from_numpy(data.test.len_seq).long()
+    with torch.no_grad():
+        student = paired_seeds.scorer(Path(member))(seq, len_seq)
+        got = paired_seeds.scorer(path)(seq, len_seq)
+    assert torch.allclose(got, torch.log_softmax(student, 1), atol=1e-5)
+    ks = list(cfg.metrics.ks)
+    per_teacher = paired_seeds.per_user(path, data, "test", ks)
+    per_student = paired_seeds.per_user(Path(member), data, "test", ks)
+    assert np.array_equal(per_teacher["ndcg@10"], per_student["ndcg@10"])  # same ranking, same per-user values
+    sys.modules.pop("paired_seeds", None)
