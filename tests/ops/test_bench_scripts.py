@@ -67,7 +67,16 @@ def test_paired_seeds_names_a_bad_pair(tmp_path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_paired_seeds_scores_an_ensemble_teacher_like_its_members(tiny_cfg, tmp_path, monkeypatch) -> None:
+@pytest.fixture()
+def paired_seeds(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import paired_seeds
+
+    yield paired_seeds
+    sys.modules.pop("paired_seeds", None)  # also when an assertion failed
+
+
+def test_paired_seeds_scores_an_ensemble_teacher_like_its_members(tiny_cfg, tmp_path, paired_seeds) -> None:
     """A run's `models/teacher` of teacher=ensemble resolves to its ensemble.json, scored as the mean
     log-probability of its members (here one baseline twice: its own log-softmax)."""
     import json
@@ -77,9 +86,6 @@ def test_paired_seeds_scores_an_ensemble_teacher_like_its_members(tiny_cfg, tmp_
     from ilora_dllm2rec.core.run_logging import RunDir
     from ilora_dllm2rec.data import prepare_data
     from ilora_dllm2rec.exp import stages
-
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    import paired_seeds
 
     cfg = tiny_cfg()
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
@@ -101,4 +107,3 @@ def test_paired_seeds_scores_an_ensemble_teacher_like_its_members(tiny_cfg, tmp_
     per_teacher = paired_seeds.per_user(path, data, "test", ks)
     per_student = paired_seeds.per_user(Path(member), data, "test", ks)
     assert np.array_equal(per_teacher["ndcg@10"], per_student["ndcg@10"])  # same ranking, same per-user values
-    sys.modules.pop("paired_seeds", None)
