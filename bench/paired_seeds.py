@@ -5,8 +5,8 @@ student setting".
     PYTHONPATH=src:bench python bench/paired_seeds.py --data-dir ../shared/data/ml-100k --work-dir result/bench/paired \
         --pair RUN_A/models/baseline:RUN_A/models/distill --pair RUN_B/models/baseline:RUN_B/models/distill ...
 
-Each ``--pair BASELINE:OTHER`` names two models of one seed: student checkpoints or an ensemble teacher's
-``ensemble.json`` (files, or a run's ``models/<stage>`` folders: ``models/teacher`` of ``teacher=ensemble``).
+Each ``--pair BASELINE:OTHER`` names two models of one seed: a run's ``models/<stage>`` folders (a teacher of any
+backend: ensemble, sasrec or iLoRA), checkpoint files, or an ensemble teacher's ``ensemble.json``.
 Every model is scored on every test user with the shared evaluator; each pair gets the paired comparison of
 ``run-eval-all`` (core/significance.py), and the pooled row compares the per-user means over the seeds (each
 user's baseline values averaged over the pairs against its other values averaged likewise), i.e. whether the
@@ -28,37 +28,45 @@ if TYPE_CHECKING:
     import torch
 
 
-def student_checkpoint(path: Path) -> Path:
+def resolve(path: Path) -> tuple[str, Path, dict]:
+    """``(stage, checkpoint, manifest)`` of one ``--pair`` side: a run's ``models/<stage>`` folder (its manifest
+    names the checkpoint and, for a teacher, the backend), a checkpoint file inside one, a student checkpoint,
+    or an ensemble teacher's ``ensemble.json``."""
     from ilora_dllm2rec.core.artifacts import read_manifest
 
+    folder = path if path.is_dir() else path.parent
+    manifest = (read_manifest(folder) if folder.is_dir() else None) or {}
     if path.is_dir():
-        path = path / (read_manifest(path) or {}).get("best_checkpoint", "best.ckpt")
+        path = path / manifest.get("best_checkpoint", "best.ckpt")
     if not path.is_file():
         raise SystemExit(
-            f"error: --pair: {path} is not a checkpoint file (a run's models/baseline, models/distill, or "
-            "models/teacher of teacher=ensemble)"
+            f"error: --pair: {path} is not a checkpoint file (a run's models/baseline, models/distill or "
+            "models/teacher)"
         )
-    return path
+    if not manifest and path.suffix == ".json":  # a bare ensemble.json, outside its run folder
+        manifest = {"stage": "teacher", "backend": "ensemble"}
+    return str(manifest.get("stage", "student")), path, manifest
 
 
-def scorer(path: Path) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Full-catalogue scores of a student checkpoint or of an ensemble teacher (its ``ensemble.json``), so that
-    a run's teacher is paired with the same evaluator as its students."""
-    if path.suffix == ".json":
-        from ilora_dllm2rec.teacher.ensemble_teacher import load_ensemble_teacher
+def scorer(path: Path, data, stage) -> tuple[Callable[[dict], torch.Tensor], int]:
+    """``(score(batch) -> [B, N], batch size)`` of one ``--pair`` side, loaded as ``run-eval-all`` loads it
+    (a teacher through its backend: ensemble, sasrec or an iLoRA LLM), so a run's teacher is paired with the
+    same evaluator as its students."""
+    from ilora_dllm2rec.report.eval_all import score_fn_for
 
-        return load_ensemble_teacher(path).score
-    from ilora_dllm2rec.student.train import load_student_checkpoint
-
-    model, _ = load_student_checkpoint(path)
-    return model.eval()
+    name, ckpt, manifest = resolve(path)
+    score, batch_size, _ = score_fn_for(name, ckpt, manifest, data, stage)
+    return score, batch_size
 
 
-def per_user(path: Path, data, split: str, ks: list[int]) -> dict[str, np.ndarray]:
+def per_user(path: Path, data, stage, split: str, ks: list[int]) -> dict[str, np.ndarray]:
+    """Per-user metric values on every user of ``split`` (an LLM teacher too: pairs need the same users)."""
     from ilora_dllm2rec.student.evaluator import evaluate_per_sample
 
-    score = scorer(path)
-    return evaluate_per_sample(lambda b: score(b["seq"], b["len_seq"]), getattr(data, split), batch_size=512, ks=ks)
+    score, batch_size = scorer(path, data, stage)
+    samples = getattr(data, split)
+    exclude = bool(stage.metrics.exclude_history)
+    return evaluate_per_sample(score, samples, batch_size=batch_size, ks=ks, exclude_history=exclude)
 
 
 def main() -> None:
@@ -75,17 +83,19 @@ def main() -> None:
         base, sep, other = text.partition(":")
         if not sep:
             p.error(f"--pair {text!r}: write BASELINE:OTHER")
-        pairs.append((student_checkpoint(Path(base)), student_checkpoint(Path(other))))
+        pairs.append((resolve(Path(base))[1], resolve(Path(other))[1]))
     check_data_dir(args.data_dir)
 
     from ilora_dllm2rec.core.significance import paired_comparison
     from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.exp.stages import eval_stage
 
     cfg = compose_cfg(base_overrides(args.data_dir, args.work_dir))
     data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    stage = eval_stage(cfg)
     ks = list(cfg.metrics.ks)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    values = [(per_user(b, data, args.split, ks), per_user(o, data, args.split, ks)) for b, o in pairs]
+    values = [tuple(per_user(path, data, stage, args.split, ks) for path in pair) for pair in pairs]
     rows = []
     for metric in metrics:
         for i, (base, other) in enumerate(values):

@@ -77,8 +77,8 @@ def paired_seeds(monkeypatch):
 
 
 def test_paired_seeds_scores_an_ensemble_teacher_like_its_members(tiny_cfg, tmp_path, paired_seeds) -> None:
-    """A run's `models/teacher` of teacher=ensemble resolves to its ensemble.json, scored as the mean
-    log-probability of its members (here one baseline twice: its own log-softmax)."""
+    """A run's `models/teacher` of teacher=ensemble resolves to its ensemble.json through its manifest, scored as
+    the mean log-probability of its members (here one baseline twice: its own log-softmax)."""
     import json
 
     import torch
@@ -92,18 +92,47 @@ def test_paired_seeds_scores_an_ensemble_teacher_like_its_members(tiny_cfg, tmp_
     result = stages.baseline(cfg, RunDir(tmp_path / "result" / "result_19990101_000000"), data)
     teacher = tmp_path / "models" / "teacher"
     teacher.mkdir(parents=True)
-    member = str(result["best_checkpoint"])
-    (teacher / "ensemble.json").write_text(json.dumps({"members": [member, member], "combine": "log_softmax"}))
-    (teacher / "manifest.json").write_text(json.dumps({"stage": "teacher", "best_checkpoint": "ensemble.json"}))
+    member = Path(result["best_checkpoint"])
+    (teacher / "ensemble.json").write_text(json.dumps({"members": [str(member)] * 2, "combine": "log_softmax"}))
+    manifest = {"stage": "teacher", "backend": "ensemble", "best_checkpoint": "ensemble.json"}
+    (teacher / "manifest.json").write_text(json.dumps(manifest))
 
-    path = paired_seeds.student_checkpoint(teacher)
-    assert path == teacher / "ensemble.json"
-    seq, len_seq = torch.from_numpy(data.test.seq).long(), torch.from_numpy(data.test.len_seq).long()
+    assert paired_seeds.resolve(teacher) == ("teacher", teacher / "ensemble.json", manifest)
+    assert paired_seeds.resolve(teacher / "ensemble.json")[0] == "teacher"
+    assert paired_seeds.resolve(member.parent)[:2] == ("baseline", member)  # the run's models/baseline folder
+    stage = stages.eval_stage(cfg)
+    batch = {"seq": torch.from_numpy(data.test.seq).long(), "len_seq": torch.from_numpy(data.test.len_seq).long()}
     with torch.no_grad():
-        student = paired_seeds.scorer(Path(member))(seq, len_seq)
-        got = paired_seeds.scorer(path)(seq, len_seq)
+        student = paired_seeds.scorer(member, data, stage)[0](batch)
+        got = paired_seeds.scorer(teacher, data, stage)[0](batch)
     assert torch.allclose(got, torch.log_softmax(student, 1), atol=1e-5)
     ks = list(cfg.metrics.ks)
-    per_teacher = paired_seeds.per_user(path, data, "test", ks)
-    per_student = paired_seeds.per_user(Path(member), data, "test", ks)
+    per_teacher = paired_seeds.per_user(teacher, data, stage, "test", ks)
+    per_student = paired_seeds.per_user(member, data, stage, "test", ks)
+    assert len(per_teacher["ndcg@10"]) == len(data.test)
     assert np.array_equal(per_teacher["ndcg@10"], per_student["ndcg@10"])  # same ranking, same per-user values
+
+
+def test_paired_seeds_scores_an_id_teacher_through_its_backend(tiny_cfg, tmp_path, paired_seeds) -> None:
+    """A `teacher=sasrec` run's models/teacher is loaded by its backend (the manifest's `backend`), and scores
+    like the SASRec it holds."""
+    import torch
+
+    from ilora_dllm2rec.core.run_logging import RunDir
+    from ilora_dllm2rec.data import prepare_data
+    from ilora_dllm2rec.exp import stages
+    from ilora_dllm2rec.teacher.backends import teacher_backend
+
+    cfg = tiny_cfg("run_teacher", ["teacher=sasrec", "teacher.num_epochs=1"])
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    run = RunDir(tmp_path / "result" / "result_19990101_000000")
+    stages.teacher(cfg, run, data)
+    folder = run.root / "models" / "teacher"
+    name, ckpt, manifest = paired_seeds.resolve(folder)
+    assert name == "teacher" and manifest["backend"] == "sasrec"
+    stage = stages.eval_stage(cfg)
+    batch = {"seq": torch.from_numpy(data.test.seq).long(), "len_seq": torch.from_numpy(data.test.len_seq).long()}
+    direct = teacher_backend("sasrec").load(ckpt, data, str(cfg.paths.model_cache_dir), None)
+    with torch.no_grad():
+        got = paired_seeds.scorer(folder, data, stage)[0](batch)
+        assert torch.equal(got, direct.score(batch["seq"], batch["len_seq"]))
