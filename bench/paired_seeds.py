@@ -16,6 +16,7 @@ gain holds in expectation over seeds, with users resampled as the unit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,12 +60,24 @@ def scorer(path: Path, data, stage) -> tuple[Callable[[dict], torch.Tensor], int
     return score, batch_size
 
 
+def split_samples(data, split: str):
+    """``val``, ``test``, or ``test-without-newest``: the test target (and its candidates) from the validation
+    input, i.e. each user's test history without its newest item (the validation target). Comparing a model
+    there and on ``test`` separates what the newest item, never seen in training, does to it from the target."""
+    if split != "test-without-newest":
+        return getattr(data, split)
+    val, test = data.val, data.test
+    if not np.array_equal(val.user, test.user):
+        raise SystemExit("error: --split test-without-newest: validation and test rows are not the same users")
+    return dataclasses.replace(val, target=test.target, candidates=test.candidates)
+
+
 def per_user(path: Path, data, stage, split: str, ks: list[int]) -> dict[str, np.ndarray]:
     """Per-user metric values on every user of ``split`` (an LLM teacher too: pairs need the same users)."""
     from ilora_dllm2rec.student.evaluator import evaluate_per_sample
 
     score, batch_size = scorer(path, data, stage)
-    samples = getattr(data, split)
+    samples = split_samples(data, split)
     exclude = bool(stage.metrics.exclude_history)
     return evaluate_per_sample(score, samples, batch_size=batch_size, ks=ks, exclude_history=exclude)
 
@@ -74,7 +87,12 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=default_data_dir())
     p.add_argument("--work-dir", type=Path, default=Path("result/bench/paired"), help="data cache folder")
     p.add_argument("--pair", action="append", required=True, help="BASELINE:OTHER checkpoints of one seed")
-    p.add_argument("--split", default="test", choices=["val", "test"])
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["val", "test", "test-without-newest"],
+        help="test-without-newest: the test target from the validation input (the history without its newest item)",
+    )
     p.add_argument("--metrics", default="ndcg@10,hr@10")
     p.add_argument("--resamples", type=int, default=2000)
     args = p.parse_args()

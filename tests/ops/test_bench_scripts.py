@@ -136,3 +136,17 @@ def test_paired_seeds_scores_an_id_teacher_through_its_backend(tiny_cfg, tmp_pat
     with torch.no_grad():
         got = paired_seeds.scorer(folder, data, stage)[0](batch)
         assert torch.equal(got, direct.score(batch["seq"], batch["len_seq"]))
+
+
+def test_paired_seeds_test_without_newest_is_the_test_target_from_the_validation_input(tiny_cfg, paired_seeds) -> None:
+    from ilora_dllm2rec.data import prepare_data
+
+    cfg = tiny_cfg()
+    data = prepare_data(cfg.dataset, cfg.paths.cache_dir)
+    got = paired_seeds.split_samples(data, "test-without-newest")
+    assert np.array_equal(got.seq, data.val.seq) and np.array_equal(got.len_seq, data.val.len_seq)
+    assert np.array_equal(got.target, data.test.target) and np.array_equal(got.candidates, data.test.candidates)
+    # the validation input is the test input without its newest item, which is the validation target
+    newest = data.test.seq[np.arange(len(data.test)), data.test.len_seq - 1]
+    assert (data.test.len_seq > 0).all() and np.array_equal(newest, data.val.target)
+    assert paired_seeds.split_samples(data, "test") is data.test
