@@ -49,13 +49,13 @@ def resolve(path: Path) -> tuple[str, Path, dict]:
     return str(manifest.get("stage", "student")), path, manifest
 
 
-def scorer(path: Path, data, stage) -> tuple[Callable[[dict], torch.Tensor], int]:
-    """``(score(batch) -> [B, N], batch size)`` of one ``--pair`` side, loaded as ``run-eval-all`` loads it
-    (a teacher through its backend: ensemble, sasrec or an iLoRA LLM), so a run's teacher is paired with the
-    same evaluator as its students."""
+def scorer(side: tuple[str, Path, dict], data, stage) -> tuple[Callable[[dict], torch.Tensor], int]:
+    """``(score(batch) -> [B, N], batch size)`` of one resolved ``--pair`` side (``resolve``), loaded as
+    ``run-eval-all`` loads it (a teacher through its backend: ensemble, sasrec or an iLoRA LLM), so a run's
+    teacher is paired with the same evaluator as its students."""
     from ilora_dllm2rec.report.eval_all import score_fn_for
 
-    name, ckpt, manifest = resolve(path)
+    name, ckpt, manifest = side
     score, batch_size, _ = score_fn_for(name, ckpt, manifest, data, stage)
     return score, batch_size
 
@@ -72,11 +72,12 @@ def split_samples(data, split: str):
     return dataclasses.replace(val, target=test.target, candidates=test.candidates)
 
 
-def per_user(path: Path, data, stage, split: str, ks: list[int]) -> dict[str, np.ndarray]:
-    """Per-user metric values on every user of ``split`` (an LLM teacher too: pairs need the same users)."""
+def per_user(side: tuple[str, Path, dict], data, stage, split: str, ks: list[int]) -> dict[str, np.ndarray]:
+    """Per-user metric values of one resolved side on every user of ``split`` (an LLM teacher too: pairs need
+    the same users)."""
     from ilora_dllm2rec.student.evaluator import evaluate_per_sample
 
-    score, batch_size = scorer(path, data, stage)
+    score, batch_size = scorer(side, data, stage)
     samples = split_samples(data, split)
     exclude = bool(stage.metrics.exclude_history)
     return evaluate_per_sample(score, samples, batch_size=batch_size, ks=ks, exclude_history=exclude)
@@ -101,7 +102,7 @@ def main() -> None:
         base, sep, other = text.partition(":")
         if not sep:
             p.error(f"--pair {text!r}: write BASELINE:OTHER")
-        pairs.append((resolve(Path(base))[1], resolve(Path(other))[1]))
+        pairs.append((resolve(Path(base)), resolve(Path(other))))  # fails before the data is prepared
     check_data_dir(args.data_dir)
 
     from ilora_dllm2rec.core.significance import paired_comparison
@@ -113,7 +114,7 @@ def main() -> None:
     stage = eval_stage(cfg)
     ks = list(cfg.metrics.ks)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    values = [tuple(per_user(path, data, stage, args.split, ks) for path in pair) for pair in pairs]
+    values = [tuple(per_user(side, data, stage, args.split, ks) for side in pair) for pair in pairs]
     rows = []
     for metric in metrics:
         for i, (base, other) in enumerate(values):
@@ -129,7 +130,7 @@ def main() -> None:
             rows.append(["per-seed gains, mean +- sd", metric, "", "", spread, "", "", ""])
     print(command_line())
     for i, (b, o) in enumerate(pairs):
-        print(f"pair {i + 1}: {b} vs {o}")
+        print(f"pair {i + 1}: {b[1]} vs {o[1]}")
     print(markdown_table(["pair", "metric", "other", "baseline", "gain", "95% interval", "p", "users"], rows))
 
 

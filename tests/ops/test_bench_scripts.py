@@ -76,6 +76,12 @@ def paired_seeds(monkeypatch):
     sys.modules.pop("paired_seeds", None)  # also when an assertion failed
 
 
+def _test_batch(data) -> dict:
+    import torch
+
+    return {"seq": torch.from_numpy(data.test.seq).long(), "len_seq": torch.from_numpy(data.test.len_seq).long()}
+
+
 def test_paired_seeds_scores_an_ensemble_teacher_like_its_members(tiny_cfg, tmp_path, paired_seeds) -> None:
     """A run's `models/teacher` of teacher=ensemble resolves to its ensemble.json through its manifest, scored as
     the mean log-probability of its members (here one baseline twice: its own log-softmax)."""
@@ -101,14 +107,14 @@ def test_paired_seeds_scores_an_ensemble_teacher_like_its_members(tiny_cfg, tmp_
     assert paired_seeds.resolve(teacher / "ensemble.json")[0] == "teacher"
     assert paired_seeds.resolve(member.parent)[:2] == ("baseline", member)  # the run's models/baseline folder
     stage = stages.eval_stage(cfg)
-    batch = {"seq": torch.from_numpy(data.test.seq).long(), "len_seq": torch.from_numpy(data.test.len_seq).long()}
+    batch = _test_batch(data)
     with torch.no_grad():
-        student = paired_seeds.scorer(member, data, stage)[0](batch)
-        got = paired_seeds.scorer(teacher, data, stage)[0](batch)
+        student = paired_seeds.scorer(paired_seeds.resolve(member), data, stage)[0](batch)
+        got = paired_seeds.scorer(paired_seeds.resolve(teacher), data, stage)[0](batch)
     assert torch.allclose(got, torch.log_softmax(student, 1), atol=1e-5)
     ks = list(cfg.metrics.ks)
-    per_teacher = paired_seeds.per_user(teacher, data, stage, "test", ks)
-    per_student = paired_seeds.per_user(member, data, stage, "test", ks)
+    per_teacher = paired_seeds.per_user(paired_seeds.resolve(teacher), data, stage, "test", ks)
+    per_student = paired_seeds.per_user(paired_seeds.resolve(member), data, stage, "test", ks)
     assert len(per_teacher["ndcg@10"]) == len(data.test)
     assert np.array_equal(per_teacher["ndcg@10"], per_student["ndcg@10"])  # same ranking, same per-user values
 
@@ -128,13 +134,14 @@ def test_paired_seeds_scores_an_id_teacher_through_its_backend(tiny_cfg, tmp_pat
     run = RunDir(tmp_path / "result" / "result_19990101_000000")
     stages.teacher(cfg, run, data)
     folder = run.root / "models" / "teacher"
-    name, ckpt, manifest = paired_seeds.resolve(folder)
+    side = paired_seeds.resolve(folder)
+    name, ckpt, manifest = side
     assert name == "teacher" and manifest["backend"] == "sasrec"
     stage = stages.eval_stage(cfg)
-    batch = {"seq": torch.from_numpy(data.test.seq).long(), "len_seq": torch.from_numpy(data.test.len_seq).long()}
+    batch = _test_batch(data)
     direct = teacher_backend("sasrec").load(ckpt, data, str(cfg.paths.model_cache_dir), None)
     with torch.no_grad():
-        got = paired_seeds.scorer(folder, data, stage)[0](batch)
+        got = paired_seeds.scorer(side, data, stage)[0](batch)
         assert torch.equal(got, direct.score(batch["seq"], batch["len_seq"]))
 
 
