@@ -161,3 +161,30 @@ def test_bucket_normaliser_refuses_distances_that_are_not_log_probabilities(tiny
         stages.distill(distill_cfg(tiny_cfg, ["distill.listwise_weight=1.0"]), run, data)
     topn = distill_cfg(tiny_cfg, ["distill.listwise_weight=1.0", "distill.listwise_normaliser=topn"])
     assert np.isfinite(stages.distill(topn, run, data)["test"]["ndcg@10"])
+
+
+def test_function_matching_trains_end_to_end_from_the_exports_teacher(tiny_cfg, tmp_path, exported):
+    data, _ = exported
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    extra = ["distill.function_matching_weight=1.0", "distill.function_matching_temperature=2.0"]
+    result = stages.distill(distill_cfg(tiny_cfg, extra), run, data)
+    assert np.isfinite(result["test"]["ndcg@10"])
+    assert "function_matching_weight=1.0" in (run.root / "logs" / "train_distill.log").read_text()
+    saved = torch.load(run.models("distill") / "best.ckpt", weights_only=False)["state_dict"]
+    assert all(key.startswith("model.") for key in saved), "the online teacher must not be saved with the student"
+
+
+@pytest.mark.parametrize(
+    ("edit", "error", "match"),
+    [
+        ({"teacher_backend": "ilora"}, ConfigError, r"manifest.json comes from a 'ilora' teacher"),
+        ({"teacher_checkpoint": "/nowhere/best.ckpt"}, ArtifactError, r"teacher_checkpoint /nowhere/best.ckpt is not"),
+    ],
+)
+def test_function_matching_needs_the_exports_id_teacher(tiny_cfg, tmp_path, exported, edit, error, match):
+    data, trun = exported
+    manifest = trun.teacher_outputs / "manifest.json"
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()) | edit))
+    run = RunDir(tmp_path / "result" / "result_20000101_000002")
+    with pytest.raises(error, match=match):
+        stages.distill(distill_cfg(tiny_cfg, ["distill.function_matching_weight=1.0"]), run, data)

@@ -57,6 +57,8 @@ class Distill(Section):
     listwise_temperature: float = key(1.0, POSITIVE)
     listwise_normaliser: Literal["bucket", "topn"] = key("bucket")
     listwise_topn: int | None = key(None, POSITIVE_INT)
+    function_matching_weight: float = key(0.0, NON_NEGATIVE)
+    function_matching_temperature: float = key(1.0, POSITIVE)
     removed = {
         "lam": "use distill.rd_weight (the weight of the ranking-distillation loss L_RD)",
         "lambda": "use distill.rd_weight (the weight of the ranking-distillation loss L_RD)",

@@ -5,7 +5,9 @@ the same weights under the student's softmax, for ``ce`` students); ``L_KD`` is 
 term over the teacher's exported top-N (distill/softmax_kd.py). Teacher knowledge is held as dense
 per-training-row tensors (candidate ids, distances, and a mask of rows that get the KD loss), looked up
 by ``batch["index"]``; no per-batch I/O or parsing. ``L_RD`` uses the first ``candidate_topk`` columns,
-``L_KD`` the first ``listwise_topn`` (every loaded column when null).
+``L_KD`` the first ``listwise_topn`` (every loaded column when null). With ``function_matching_weight`` > 0 the
+export's ID teacher is also queried every step on each selected input with one item appended (``L_FM``,
+distill/function_matching.py); it is held outside the module's children, so it is neither trained nor saved.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 
 from ..student.factory import student_spec
 from ..student.lit_module import StudentLitModule
+from .function_matching import append_item, function_matching_loss, sample_from_teacher
 from .kd_losses import distill_spec, kd_negatives, ranking_distillation_loss, ranking_loss_kwargs
 from .softmax_kd import listwise_kd_loss, resolve_rd_form, softmax_kd_kwargs, softmax_ranking_distillation_loss
 
@@ -34,6 +37,11 @@ class DistillLitModule(StudentLitModule):
         self.listwise_weight = float(spec.listwise_weight)
         self.listwise_topn = spec.listwise_topn
         self.listwise_kwargs = softmax_kd_kwargs(distill_cfg)
+        self.fm_weight = float(spec.function_matching_weight)
+        self.fm_temperature = float(spec.function_matching_temperature)
+        self.mean_over = spec.rd_mean
+        self._fm_teacher: list[torch.nn.Module] = []  # a plain list: not a child module (not trained, not saved)
+        self._fm_generator: torch.Generator | None = None
         # filled by set_teacher_knowledge; not persistent: checkpoints hold only the student
         self.register_buffer("cand_ids", torch.zeros(0, 0, dtype=torch.long), persistent=False)
         self.register_buffer("cand_dist", torch.zeros(0, 0), persistent=False)
@@ -44,6 +52,15 @@ class DistillLitModule(StudentLitModule):
         self.cand_ids = cand_ids.long()
         self.cand_dist = cand_dist.float()
         self.kd_mask = kd_mask.bool()
+
+    def set_function_matching_teacher(self, teacher: torch.nn.Module) -> None:
+        """The frozen teacher ``L_FM`` queries (an ID teacher with ``score(seq, len_seq)``)."""
+        teacher.eval().requires_grad_(False)
+        self._fm_teacher = [teacher]
+
+    def on_fit_start(self) -> None:
+        if self._fm_teacher:
+            self._fm_teacher[0].to(self.device)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         scores, base, parts = self.base_loss(batch)
@@ -63,12 +80,34 @@ class DistillLitModule(StudentLitModule):
                 )
                 loss = loss + self.listwise_weight * l_kd
                 self.log("train/l_kd", l_kd.detach(), batch_size=size)
+            if self.fm_weight > 0 and self._fm_teacher:
+                l_fm = self.function_matching_term(batch, idx, mask)
+                loss = loss + self.fm_weight * l_fm
+                self.log("train/l_fm", l_fm.detach(), batch_size=size)
         self.check_finite(loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/base_loss", base.detach(), batch_size=size)
         for name, value in parts.items():
             self.log(f"train/{name}", value, batch_size=size)
         return loss
+
+    def function_matching_term(self, batch: dict, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``L_FM`` on the selected rows, each with one item from the teacher's exported top-N appended."""
+        size = batch["target"].shape[0]
+        rows = torch.nonzero(mask).squeeze(1)
+        if rows.numel() == 0:
+            return self.cand_dist.new_zeros(())
+        if self._fm_generator is None or self._fm_generator.device != self.device:
+            self._fm_generator = torch.Generator(device=self.device)
+            self._fm_generator.manual_seed(int(self.hparams.seed) + 2000 + 1000 * self.global_rank)
+        items = sample_from_teacher(self.cand_ids[idx[rows]], self.cand_dist[idx[rows]], self._fm_generator)
+        seq, len_seq = append_item(batch["seq"][rows], batch["len_seq"][rows], items)
+        with torch.no_grad():
+            teacher_scores = self._fm_teacher[0].score(seq, len_seq)
+        denominator = size if self.mean_over == "batch" else rows.numel()
+        return function_matching_loss(
+            self.model(seq, len_seq), teacher_scores, temperature=self.fm_temperature, batch_rows=denominator
+        )
 
     def ranking_term(self, batch: dict, scores: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``L_RD`` over the teacher's top ``candidate_topk``, in the form ``distill.rd_form`` resolved to."""

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..core.artifacts import find_input
-from ..core.errors import ConfigError
+from ..core.errors import ArtifactError, ConfigError
 from ..core.run_logging import RunDir, stage_log_file
 from ..core.schema_data import Student
 from ..core.schema_groups import Active, Logging, Metrics, Train
@@ -28,6 +28,7 @@ from ..student.train import (
     fit_student,
     load_student_checkpoint,
 )
+from .function_matching import check_online_backend
 from .kd_losses import attach_teacher_item_embeddings
 from .lit_module import DistillLitModule
 from .softmax_kd import check_log_prob_distances
@@ -119,6 +120,28 @@ def find_teacher_outputs(explicit: str | None, result_root: str, data: SplitData
     return found.path
 
 
+def online_teacher(outputs: TeacherOutputs, folder: Path, data: SplitData) -> torch.nn.Module:
+    """The ID teacher behind the export (its manifest's ``teacher_checkpoint``), for function matching."""
+    from ..teacher.backends import teacher_backend  # the teacher package imports this stage's neighbours
+
+    manifest_path = folder / "manifest.json"
+    backend = outputs.manifest.get("teacher_backend")
+    check_online_backend(backend, str(manifest_path))
+    checkpoint = Path(str(outputs.manifest.get("teacher_checkpoint") or ""))
+    if not checkpoint.is_file():
+        raise ArtifactError(
+            f"{manifest_path}: its teacher_checkpoint {str(checkpoint) or '(none)'} is not a file; function matching "
+            "queries that teacher: keep the teacher run beside its export, or set distill.function_matching_weight=0"
+        )
+    teacher = teacher_backend(str(backend)).load(checkpoint, data, "", None)
+    if int(teacher.num_items) != data.num_items:
+        raise ArtifactError(
+            f"teacher {checkpoint} ranks {teacher.num_items} items, the data set {data.num_items}: use the teacher "
+            "of this data set"
+        )
+    return teacher
+
+
 def kd_mask_for(
     active: Active,
     result_root: str,
@@ -194,9 +217,11 @@ def run_distill_stage(stage_cfg: DistillStage, run: RunDir, data: SplitData) -> 
                 module.model, outputs.item_embeddings, float(dcfg.ed_weight), bool(dcfg.ed_standardize)
             )
         module.set_teacher_knowledge(cand_ids, cand_dist, kd_mask)
+        if float(dcfg.function_matching_weight) > 0:
+            module.set_function_matching_teacher(online_teacher(outputs, folder, data))
         slog.info(
             "distilling from %s: rd_form=%s, K=%d, rd_weight=%s, listwise_weight=%s over %d columns, ed_weight=%s, "
-            "KD rows %d/%d",
+            "function_matching_weight=%s, KD rows %d/%d",
             folder,
             module.rd_form,
             int(dcfg.candidate_topk),
@@ -204,6 +229,7 @@ def run_distill_stage(stage_cfg: DistillStage, run: RunDir, data: SplitData) -> 
             dcfg.listwise_weight,
             cand_ids.shape[1],
             dcfg.ed_weight if use_emb else 0.0,
+            dcfg.function_matching_weight,
             int(kd_mask.sum()),
             len(data.train),
         )

@@ -29,6 +29,7 @@ class IDTeacher(nn.Module, TeacherRecommender):
     def __init__(self, model: SequentialRecommender) -> None:
         super().__init__()
         self.model = model
+        self.num_items = model.num_items  # TeacherRecommender's catalogue size
 
     def score(self, seq: torch.Tensor, len_seq: torch.Tensor) -> torch.Tensor:
         return self.model(seq, len_seq)
