@@ -568,6 +568,8 @@ STEP_FORMS = {  # the preset's distillation settings, minus / plus each term (on
     "bce_form": {"rd_form": "bce", "listwise_weight": 0.0},
     "softmax_form": {"listwise_weight": 0.0},
     "preset (softmax + listwise)": {},
+    # the export's teacher (three SASRecs) queried every step on the extended histories
+    "preset + function matching": {"function_matching_weight": 3.0},
 }
 
 
@@ -581,7 +583,8 @@ def step_cost(args: argparse.Namespace, rows: dict[str, Row]) -> None:
     from ilora_dllm2rec.core.config import with_train_preset
     from ilora_dllm2rec.data import build_dataloader, prepare_data
     from ilora_dllm2rec.distill.lit_module import DistillLitModule
-    from ilora_dllm2rec.distill.train import listwise_columns
+    from ilora_dllm2rec.distill.train import listwise_columns, online_teacher
+    from ilora_dllm2rec.exp.stages import load_id_teacher
     from ilora_dllm2rec.handoff.outputs import to_dense
     from ilora_dllm2rec.handoff.outputs_reader import load_teacher_outputs
     from ilora_dllm2rec.student.losses import item_propensity
@@ -623,6 +626,8 @@ def step_cost(args: argparse.Namespace, rows: dict[str, Row]) -> None:
             distill_cfg={**dcfg, **change},
         )
         module.set_teacher_knowledge(*dense)
+        if change.get("function_matching_weight"):
+            module.set_function_matching_teacher(online_teacher(outputs, folder, data, load_id_teacher))
         loader = cycle(build_dataloader(data.train, bs, shuffle=True, seed=0))
         configs[name] = (lambda step, it: lambda: time_steps(step, it, 10, args.steps))(
             module_step_fn(module, str(cfg.train.precision)), loader

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +36,14 @@ from .softmax_kd import check_log_prob_distances
 
 log = logging.getLogger(__name__)
 
+TeacherLoader = Callable[[str, Path, SplitData], torch.nn.Module]
+
 
 @dataclasses.dataclass(frozen=True)
 class DistillStage:
     """The sections the distillation stage reads; ``config_fingerprint``: the whole run config's hash, for its
-    metrics."""
+    metrics; ``load_teacher``: ``(backend, checkpoint, data) -> teacher module``, given by the layer above (the
+    teacher package sits beside this one), for function matching."""
 
     student: Student
     distill: Distill
@@ -50,6 +54,7 @@ class DistillStage:
     result_root: str
     seed: int
     config_fingerprint: str
+    load_teacher: TeacherLoader | None = None
 
 
 def init_from_baseline(model: torch.nn.Module, path: Path, student_cfg: dict) -> None:
@@ -120,10 +125,12 @@ def find_teacher_outputs(explicit: str | None, result_root: str, data: SplitData
     return found.path
 
 
-def online_teacher(outputs: TeacherOutputs, folder: Path, data: SplitData) -> torch.nn.Module:
+def online_teacher(
+    outputs: TeacherOutputs, folder: Path, data: SplitData, load_teacher: TeacherLoader | None
+) -> torch.nn.Module:
     """The ID teacher behind the export (its manifest's ``teacher_checkpoint``), for function matching."""
-    from ..teacher.backends import teacher_backend  # the teacher package imports this stage's neighbours
-
+    if load_teacher is None:
+        raise ConfigError("distill.function_matching_weight > 0 needs a teacher loader: run it through run-distill")
     manifest_path = folder / "manifest.json"
     backend = outputs.manifest.get("teacher_backend")
     check_online_backend(backend, str(manifest_path))
@@ -133,7 +140,7 @@ def online_teacher(outputs: TeacherOutputs, folder: Path, data: SplitData) -> to
             f"{manifest_path}: its teacher_checkpoint {str(checkpoint) or '(none)'} is not a file; function matching "
             "queries that teacher: keep the teacher run beside its export, or set distill.function_matching_weight=0"
         )
-    teacher = teacher_backend(str(backend)).load(checkpoint, data, "", None)
+    teacher = load_teacher(str(backend), checkpoint, data)
     if int(teacher.num_items) != data.num_items:
         raise ArtifactError(
             f"teacher {checkpoint} ranks {teacher.num_items} items, the data set {data.num_items}: use the teacher "
@@ -218,7 +225,7 @@ def run_distill_stage(stage_cfg: DistillStage, run: RunDir, data: SplitData) -> 
             )
         module.set_teacher_knowledge(cand_ids, cand_dist, kd_mask)
         if float(dcfg.function_matching_weight) > 0:
-            module.set_function_matching_teacher(online_teacher(outputs, folder, data))
+            module.set_function_matching_teacher(online_teacher(outputs, folder, data, c.load_teacher))
         slog.info(
             "distilling from %s: rd_form=%s, K=%d, rd_weight=%s, listwise_weight=%s over %d columns, ed_weight=%s, "
             "function_matching_weight=%s, KD rows %d/%d",

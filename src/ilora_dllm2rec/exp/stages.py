@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..core.config import with_train_preset
@@ -21,6 +23,7 @@ from ..data import SplitData
 from ..distill.train import DistillStage, run_distill_stage
 from ..report.eval_all import EvalStage, run_eval_all_stage
 from ..student.train import BaselineStage, run_baseline_stage
+from ..teacher.backends import teacher_backend
 from ..teacher.interfaces import TeacherStage
 from ..teacher.stages import ExportStage, check_export_inputs, run_export_stage, train_teacher
 
@@ -60,7 +63,13 @@ def distill_stage(cfg: DictConfig) -> DistillStage:
         c.paths.result_root,
         c.general.seed,
         config_fingerprint(cfg),
+        load_teacher=load_id_teacher,
     )
+
+
+def load_id_teacher(backend: str, checkpoint: Path, data: SplitData) -> torch.nn.Module:
+    """An ID teacher from its checkpoint (function matching queries it during distillation)."""
+    return teacher_backend(backend).load(checkpoint, data, "", None)
 
 
 def eval_stage(cfg: DictConfig) -> EvalStage:
