@@ -12,7 +12,9 @@ test input), and fits the teacher's full-catalogue distribution on it:
     L_FM = tau^2 * mean_u KL(softmax(t(x'_u) / tau) || softmax(s(x'_u) / tau)),   x'_u = x_u + [i_u],
     i_u ~ the teacher's exported top-N for x_u (renormalised).
 
-Only ID teachers (``sasrec``, ``ensemble``) are queried: their forward pass costs about a student's, an LLM's
+On ml-100k with the default CE preset's teacher it made the student worse (docs/BENCHMARKS.md "Another CPU
+kind"), so it is off by default (``distill.function_matching_weight: 0``). Only ID teachers (``sasrec``,
+``ensemble``) are queried: their forward pass costs about a student's, an LLM's
 costs hundreds of times more. Written by hand: no library offers online distillation from a frozen sequential
 recommender with this augmentation.
 """
