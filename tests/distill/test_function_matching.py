@@ -69,6 +69,7 @@ def test_only_id_teachers_are_queried_online():
 
 
 def test_step_trains_the_student_only_and_saves_no_teacher():
+    torch.manual_seed(0)
     distill = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "distill" / "dllm2rec.yaml"), resolve=False)
     distill |= {"function_matching_weight": 1.0, "rd_weight": 0.0, "listwise_weight": 0.0}
     student_cfg = {"name": "sasrec", "emb_size": 8, "hidden_size": 8, "max_seq_len": 4, "num_blocks": 1}
@@ -91,8 +92,9 @@ def test_step_trains_the_student_only_and_saves_no_teacher():
     base = DistillLitModule(student_cfg | {"num_heads": 1, "loss": "ce"}, PAD, lr=1e-3, distill_cfg=distill)
     base.load_state_dict(module.state_dict())
     base.log = module.log
+    module.eval(), base.eval()  # no dropout: the two steps differ by L_FM alone
     loss = module.training_step(batch, 0)
-    assert loss.item() > base.training_step(batch, 0).item()  # L_FM > 0 on a random student and teacher
+    assert loss.item() > base.training_step(batch, 0).item() + 1e-4  # L_FM > 0 on a random student and teacher
     loss.backward()
     assert all(p.grad is None for p in teacher.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.parameters())
