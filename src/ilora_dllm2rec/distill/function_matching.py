@@ -2,9 +2,9 @@
 
 After Beyer et al. 2022 ("Knowledge distillation: a good teacher is patient and consistent"): a student matches
 its teacher best when it sees the teacher's output on many more inputs than the labelled ones. Why here: a CE
-student distilled from the exported top-N reaches its teacher on validation but stays below it on test, and the
-gap appears only once the newest history item, an item no model saw in that user's context, is in the input
-(docs/BENCHMARKS.md "Distillation for the CE student"). The export labels the training inputs only. Each step
+student distilled from the exported top-N reaches its teacher on validation but stays below it on test, where the
+newest history item is one no model saw in that user's context (docs/BENCHMARKS.md "Distillation for the CE
+student"). The export labels the training inputs only. Each step
 here also shows the student every selected input with one more item appended, drawn from the teacher's own
 exported distribution for that input (a plausible next item, new in this user's context: the situation of every
 test input), and fits the teacher's full-catalogue distribution on it:
@@ -14,8 +14,8 @@ test input), and fits the teacher's full-catalogue distribution on it:
 
 On ml-100k with the default CE preset's teacher it made the student worse (docs/BENCHMARKS.md "Another CPU
 kind"), so it is off by default (``distill.function_matching_weight: 0``). Only ID teachers (``sasrec``,
-``ensemble``) are queried: their forward pass costs about a student's, an LLM's
-costs hundreds of times more. Written by hand: no library offers online distillation from a frozen sequential
+``ensemble``) are queried: their forward pass costs about a student's, an LLM's hundreds of times more. Written
+by hand: no library offers online distillation from a frozen sequential
 recommender with this augmentation.
 """
 

@@ -134,10 +134,11 @@ def online_teacher(
     manifest_path = folder / "manifest.json"
     backend = outputs.manifest.get("teacher_backend")
     check_online_backend(backend, str(manifest_path))
-    checkpoint = Path(str(outputs.manifest.get("teacher_checkpoint") or ""))
-    if not checkpoint.is_file():
+    recorded = str(outputs.manifest.get("teacher_checkpoint") or "")
+    checkpoint = Path(recorded)
+    if not recorded or not checkpoint.is_file():
         raise ArtifactError(
-            f"{manifest_path}: its teacher_checkpoint {str(checkpoint) or '(none)'} is not a file; function matching "
+            f"{manifest_path}: its teacher_checkpoint {recorded or '(none)'} is not a file; function matching "
             "queries that teacher: keep the teacher run beside its export, or set distill.function_matching_weight=0"
         )
     teacher = load_teacher(str(backend), checkpoint, data)
